@@ -1,0 +1,1 @@
+"""Booking widget: an example Services AI plugin with a dashboard card."""

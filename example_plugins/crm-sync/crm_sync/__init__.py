@@ -1,0 +1,1 @@
+"""CRM sync: an example Services AI plugin that simulates pushing leads to a CRM."""

@@ -1,0 +1,1 @@
+"""Lead scorer: an example Services AI plugin that scores new leads."""

@@ -1,0 +1,123 @@
+"""``services-ai plugins``: list, enable, disable, grant, revoke, configure and sync plugins."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+
+from plugin_registry import services
+from plugin_registry.models import Plugin
+from plugin_registry.settings_store import missing_required
+from plugin_registry.sync import sync_registry
+
+
+class Command(BaseCommand):
+    help = "Manage installed plugins: list, enable, disable, grant, revoke, configure, sync."
+
+    def add_arguments(self, parser) -> None:
+        actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+        listing = actions.add_parser("list", help="List installed plugins.")
+        listing.add_argument("--json", action="store_true", help="Print JSON.")
+        actions.add_parser("sync", help="Mirror installed distributions into the registry.")
+        for action, what in (("enable", "Enable a plugin."), ("disable", "Disable a plugin.")):
+            actions.add_parser(action, help=what).add_argument("name")
+        for action, what in (("grant", "Grant a permission."), ("revoke", "Revoke a permission.")):
+            sub = actions.add_parser(action, help=what)
+            sub.add_argument("name")
+            sub.add_argument("permission")
+        configure = actions.add_parser("configure", help="Set settings: KEY=VALUE ...")
+        configure.add_argument("name")
+        configure.add_argument("values", nargs="+", metavar="KEY=VALUE")
+
+    def handle(self, *args: Any, action: str, **options: Any) -> None:
+        report = sync_registry()
+        try:
+            getattr(self, f"do_{action}")(**options)
+        except services.RegistryError as exc:
+            raise CommandError(str(exc)) from None
+        if action == "sync":
+            for name, error in report.invalid.items():
+                self.stderr.write(f"invalid: {error}")
+
+    def do_sync(self, **options: Any) -> None:
+        self.stdout.write(self.style.SUCCESS("registry in sync with installed plugins"))
+
+    def do_list(self, *, json: bool = False, **options: Any) -> None:
+        rows = [self._row(plugin) for plugin in Plugin.objects.prefetch_related("permissions")]
+        if json:
+            self.stdout.write(_dumps(rows))
+            return
+        if not rows:
+            self.stdout.write("no plugins installed")
+            return
+        for row in rows:
+            state = "enabled" if row["enabled"] else "disabled"
+            if not row["installed"]:
+                state = "not installed"
+            perms = ", ".join(
+                f"{p}{'' if ok else ' (not granted)'}" for p, ok in row["permissions"].items()
+            )
+            self.stdout.write(f"{row['name']} {row['version']}  [{state}]  {row['summary']}")
+            self.stdout.write(f"    permissions: {perms or 'none'}")
+            if row["missing_settings"]:
+                self.stdout.write(f"    required settings not set: {', '.join(row['missing_settings'])}")
+            for problem in (row["manifest_error"], row["load_error"]):
+                if problem:
+                    self.stdout.write(self.style.ERROR(f"    {problem}"))
+
+    @staticmethod
+    def _row(plugin: Plugin) -> dict[str, Any]:
+        return {
+            "name": plugin.name,
+            "version": plugin.version,
+            "summary": plugin.summary,
+            "author": plugin.author,
+            "email": plugin.author_email,
+            "entry_point": plugin.entry_point,
+            "installed": plugin.installed,
+            "enabled": plugin.enabled,
+            "hooks": plugin.hooks,
+            "permissions": {
+                p.name: p.granted for p in plugin.permissions.all() if p.requested
+            },
+            "missing_settings": missing_required(plugin) if not plugin.manifest_error else [],
+            "manifest_error": plugin.manifest_error,
+            "load_error": plugin.load_error,
+        }
+
+    def do_enable(self, *, name: str, **options: Any) -> None:
+        plugin = services.enable(name, actor="cli")
+        self.stdout.write(self.style.SUCCESS(f"enabled {plugin.name}"))
+        ungranted = plugin.permissions.filter(requested=True, granted=False)
+        for perm in ungranted.values_list("name", flat=True):
+            self.stdout.write(
+                f"  {perm} is not granted: `services-ai plugins grant {plugin.name} {perm}`"
+            )
+
+    def do_disable(self, *, name: str, **options: Any) -> None:
+        plugin = services.disable(name, actor="cli")
+        self.stdout.write(self.style.SUCCESS(f"disabled {plugin.name}"))
+
+    def do_grant(self, *, name: str, permission: str, **options: Any) -> None:
+        services.set_grant(name, permission, True, actor="cli")
+        self.stdout.write(self.style.SUCCESS(f"granted {permission} to {name}"))
+
+    def do_revoke(self, *, name: str, permission: str, **options: Any) -> None:
+        services.set_grant(name, permission, False, actor="cli")
+        self.stdout.write(self.style.SUCCESS(f"revoked {permission} from {name}"))
+
+    def do_configure(self, *, name: str, values: list[str], **options: Any) -> None:
+        pairs: dict[str, str] = {}
+        for item in values:
+            key, sep, value = item.partition("=")
+            if not sep or not key:
+                raise CommandError(f"expected KEY=VALUE, got {item!r}")
+            pairs[key.strip()] = value
+        stored = services.configure(name, pairs, actor="cli")
+        self.stdout.write(self.style.SUCCESS(f"configured {name}: {', '.join(stored)}"))
+
+
+def _dumps(rows: list[dict[str, Any]]) -> str:
+    return json.dumps(rows, indent=2, sort_keys=True)

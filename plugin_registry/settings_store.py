@@ -1,0 +1,32 @@
+"""Reading and writing plugin settings with their declared types."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .models import Plugin, PluginSetting
+from .setting_types import is_set
+
+
+def effective_settings(plugin_name: str) -> dict[str, Any]:
+    """Return every declared setting's value: the configured one, else the default, else None."""
+    plugin = Plugin.objects.filter(name=plugin_name).first()
+    if plugin is None:
+        return {}
+    stored = {row.key: row.value for row in plugin.settings.all()}
+    return {
+        spec["key"]: stored[spec["key"]]
+        if stored.get(spec["key"]) is not None
+        else spec.get("default")
+        for spec in plugin.setting_specs
+    }
+
+
+def missing_required(plugin: Plugin) -> list[str]:
+    """Return the keys of required settings that have neither a value nor a default."""
+    stored = {row.key: row.value for row in PluginSetting.objects.filter(plugin=plugin)}
+    return [
+        spec["key"]
+        for spec in plugin.setting_specs
+        if spec.get("required") and not is_set(spec, stored.get(spec["key"]))
+    ]

@@ -1,0 +1,10 @@
+from django.apps import AppConfig
+
+
+class BookingsConfig(AppConfig):
+    name = "services_ai.bookings"
+    label = "bookings"
+    verbose_name = "Bookings"
+
+    def ready(self) -> None:
+        from . import signals  # noqa: F401

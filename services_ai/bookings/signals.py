@@ -1,0 +1,33 @@
+from django.db.models.signals import post_save, pre_save
+from django.dispatch import receiver
+
+from services_ai.events import emit_on_commit
+
+from .models import Booking
+
+# Fields whose change makes an update worth an event (updated_at always changes).
+_IGNORED = {"updated_at"}
+
+
+@receiver(pre_save, sender=Booking, dispatch_uid="services_ai.booking_pre_save")
+def remember_stored_state(sender, instance: Booking, raw: bool = False, **kwargs) -> None:
+    """Read the row as stored before this save: ``previous_state`` must be the real values."""
+    instance._stored_snapshot = None
+    if instance.pk is not None and not raw:
+        stored = Booking.objects.filter(pk=instance.pk).first()
+        instance._stored_snapshot = stored.snapshot() if stored else None
+
+
+@receiver(post_save, sender=Booking, dispatch_uid="services_ai.booking_saved")
+def booking_saved(sender, instance: Booking, created: bool, raw: bool = False, **kwargs) -> None:
+    if raw:
+        return
+    current = instance.snapshot()
+    if created:
+        emit_on_commit("booking_created", booking=current)
+        return
+    previous = getattr(instance, "_stored_snapshot", None)
+    if previous is None:
+        return
+    if any(current[key] != previous[key] for key in current if key not in _IGNORED):
+        emit_on_commit("booking_updated", booking=current, previous_state=previous)

@@ -1,0 +1,328 @@
+"""The plugin host: pluggy for registration and validation, our own isolated dispatch.
+
+pluggy stops a hook call at the first exception, so the host only uses it to register plugins
+and validate them against the hookspecs, and calls each implementation itself: every call runs
+in its own ``try``, with the calling plugin set for the data API, counted and timed. The list of
+implementations per hook is cached and rebuilt only when registrations or grants change.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib.metadata
+import logging
+import traceback
+from collections import deque
+from collections.abc import Callable, Iterable
+from time import perf_counter_ns
+from typing import Any, NamedTuple
+
+import pluggy
+from packaging.utils import canonicalize_name
+
+from services_ai.plugins import hookspecs
+from services_ai.plugins.context import PluginCall, running
+from services_ai.plugins.exceptions import PluginLoadError
+from services_ai.plugins.hookspecs import HOOK_NAMES, SINGLE_PLUGIN_HOOKS
+from services_ai.plugins.markers import ENTRY_POINT_GROUP, PROJECT_NAME
+from services_ai.plugins.permissions import permission_for_call
+
+from .records import HookFailure, HookOutcome, HookStats, LoadFailure
+from .state import RegistryState
+
+logger = logging.getLogger("services_ai.host")
+
+FailureCallback = Callable[[HookFailure], None]
+
+
+class _Impl(NamedTuple):
+    plugin: str
+    function: Callable[..., Any]
+    argnames: tuple[str, ...]
+    stats: HookStats
+    call: PluginCall
+
+
+def plugin_name_of(entry_point: importlib.metadata.EntryPoint) -> str:
+    """Return the registry name of the plugin an entry point belongs to: its distribution."""
+    dist = entry_point.dist
+    return canonicalize_name(dist.name if dist is not None else entry_point.name)
+
+
+def discover_entry_points() -> dict[str, list[importlib.metadata.EntryPoint]]:
+    """Return the ``services_ai`` entry points of every installed distribution, by plugin name.
+
+    Nothing is imported: this reads distribution metadata only.
+    """
+    found: dict[str, list[importlib.metadata.EntryPoint]] = {}
+    for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        found.setdefault(plugin_name_of(entry_point), []).append(entry_point)
+    return found
+
+
+class PluginHost:
+    """Loads enabled plugins and calls their hooks in isolation, filtered by grants."""
+
+    def __init__(
+        self,
+        state: RegistryState | None = None,
+        *,
+        on_failure: FailureCallback | None = None,
+        failure_log_size: int = 200,
+    ) -> None:
+        self.pm = pluggy.PluginManager(PROJECT_NAME)
+        self.pm.add_hookspecs(hookspecs)
+        self.state = state or RegistryState()
+        self.load_failures: dict[str, LoadFailure] = {}
+        self.failures: deque[HookFailure] = deque(maxlen=failure_log_size)
+        self.on_failure = on_failure
+        self._stats: dict[tuple[str, str], HookStats] = {}
+        self._dispatch: dict[tuple[str, str | None], tuple[_Impl, ...]] = {}
+
+    # -- loading -------------------------------------------------------------------------
+
+    def load_entrypoints(
+        self, entry_points: dict[str, list[importlib.metadata.EntryPoint]] | None = None
+    ) -> None:
+        """Import and register every enabled plugin that is not registered yet.
+
+        Disabled plugins are never imported. A plugin that fails to import or validate is
+        recorded in :attr:`load_failures` and skipped; the others load.
+        """
+        if entry_points is None:
+            entry_points = discover_entry_points()
+        for name in sorted(self.state.enabled):
+            if self.pm.has_plugin(name) or name not in entry_points:
+                continue
+            eps = entry_points[name]
+            if len(eps) > 1:
+                self._record_load_failure(
+                    name,
+                    "validate",
+                    f"declares {len(eps)} entry points in group {ENTRY_POINT_GROUP!r}; "
+                    "a plugin distribution declares exactly one",
+                )
+                continue
+            try:
+                plugin = eps[0].load()
+            except Exception as exc:
+                self._record_load_failure(
+                    name,
+                    "import",
+                    f"importing {eps[0].value!r} raised {type(exc).__name__}: {exc}",
+                    traceback.format_exc(),
+                )
+                continue
+            try:
+                self.register(plugin, name)
+            except PluginLoadError:
+                continue  # recorded by register()
+        self.pm.check_pending()
+
+    def register(self, plugin: object, name: str) -> None:
+        """Register one plugin object after validating its hooks; raise PluginLoadError."""
+        try:
+            self.pm.register(plugin, name=name)
+        except (pluggy.PluginValidationError, ValueError) as exc:
+            raise self._record_load_failure(name, "register", str(exc)) from exc
+        problems = self._validate_registered(plugin)
+        if problems:
+            self.pm.unregister(plugin)
+            raise self._record_load_failure(name, "validate", "; ".join(problems))
+        self.load_failures.pop(name, None)
+        self._dispatch.clear()
+        logger.info("plugin %s registered", name)
+
+    def unregister(self, name: str) -> None:
+        """Remove a plugin from dispatch (its module stays imported)."""
+        if self.pm.has_plugin(name):
+            self.pm.unregister(name=name)
+        self._dispatch.clear()
+
+    def _validate_registered(self, plugin: object) -> list[str]:
+        problems = []
+        for caller in self.pm.get_hookcallers(plugin) or []:
+            for impl in caller.get_hookimpls():
+                if impl.plugin is not plugin:
+                    continue
+                if caller.spec is None and not impl.optionalhook:
+                    problems.append(_unknown_hook_message(caller.name))
+                elif impl.hookwrapper or impl.wrapper:
+                    problems.append(f"hook {caller.name!r}: wrappers are not supported")
+        return problems
+
+    def _record_load_failure(
+        self, name: str, stage: str, message: str, tb: str = ""
+    ) -> PluginLoadError:
+        failure = LoadFailure(plugin=name, stage=stage, message=message, traceback=tb)
+        self.load_failures[name] = failure
+        logger.error("%s", failure)
+        return PluginLoadError(message, plugin=name)
+
+    def apply_state(self, state: RegistryState, entry_points: Any = None) -> None:
+        """Switch to a newer registry snapshot: unload disabled plugins, load enabled ones."""
+        self.state = state
+        for name in self.plugin_names():
+            if name not in state.enabled:
+                self.unregister(name)
+        for name in list(self.load_failures):
+            if name not in state.enabled:
+                del self.load_failures[name]
+        self._dispatch.clear()
+        self.load_entrypoints(entry_points)
+
+    def plugin_names(self) -> list[str]:
+        """Return the names of the registered plugins, sorted."""
+        return sorted(name for name, _ in self.pm.list_name_plugin())
+
+    # -- dispatch ------------------------------------------------------------------------
+
+    def _implementations(self, hook: str, permission: str | None) -> tuple[_Impl, ...]:
+        key = (hook, permission)
+        impls = self._dispatch.get(key)
+        if impls is None:
+            impls = self._dispatch[key] = self._build_implementations(hook, permission)
+        return impls
+
+    def _build_implementations(self, hook: str, permission: str | None) -> tuple[_Impl, ...]:
+        caller = getattr(self.pm.hook, hook, None)
+        if caller is None or hook not in HOOK_NAMES:
+            raise ValueError(f"unknown hook {hook!r}; hooks are: {', '.join(HOOK_NAMES)}")
+        impls = []
+        interned: dict[tuple[str, ...], tuple[str, ...]] = {}
+        # pluggy's call order: the last registered first, tryfirst/trylast respected.
+        for impl in reversed(caller.get_hookimpls()):
+            name = impl.plugin_name
+            granted = self.state.granted(name)
+            if permission is not None and permission not in granted:
+                continue
+            stats = self._stats.setdefault((name, hook), HookStats())
+            call = PluginCall(plugin=name, granted=granted)
+            argnames = tuple(impl.argnames)
+            argnames = interned.setdefault(argnames, argnames)
+            impls.append(_Impl(name, impl.function, argnames, stats, call))
+        return tuple(impls)
+
+    def call(self, hook: str, /, **kwargs: Any) -> list[tuple[str, Any]]:
+        """Call ``hook`` on every enabled, permitted plugin, each in isolation.
+
+        Return ``(plugin, value)`` for each implementation that returned something other than
+        ``None``. A raising implementation is recorded (:attr:`failures`, the failure callback,
+        the log) and the others still run.
+        """
+        if hook in SINGLE_PLUGIN_HOOKS:
+            raise ValueError(f"hook {hook!r} is called on one plugin only: use call_one()")
+        results = []
+        impls = self._implementations(hook, permission_for_call(hook, kwargs))
+        # Implementations of one hook almost always take the same arguments: build the
+        # argument list once and reuse it while the (interned) argnames stay the same.
+        last_argnames: tuple[str, ...] | None = None
+        args: list[Any] = []
+        now = perf_counter_ns  # a local: this loop is the hot path
+        outer = running.call
+        before = now()
+        try:
+            for plugin, function, argnames, stats, call in impls:
+                if argnames is not last_argnames:
+                    args = [kwargs[arg] for arg in argnames]
+                    last_argnames = argnames
+                running.call = call
+                try:
+                    value = function(*args)
+                except Exception as exc:
+                    stats.errors += 1
+                    self._hook_failed(plugin, hook, exc)
+                    value = None
+                after = now()
+                elapsed = after - before
+                before = after
+                stats.calls += 1
+                stats.total_ns += elapsed
+                if elapsed > stats.max_ns:
+                    stats.max_ns = elapsed
+                if value is not None:
+                    results.append((plugin, value))
+        finally:
+            running.call = outer
+        return results
+
+    def call_one(self, plugin: str, hook: str, /, **kwargs: Any) -> HookOutcome:
+        """Call ``hook`` on the named plugin only; never broadcast."""
+        permission = permission_for_call(hook, kwargs)
+        if plugin not in self.state.enabled or not self.pm.has_plugin(plugin):
+            return HookOutcome(plugin, hook, skipped="plugin is not enabled or not loaded")
+        for impl in self._implementations(hook, None):
+            if impl.plugin != plugin:
+                continue
+            if permission is not None and permission not in impl.call.granted:
+                return HookOutcome(plugin, hook, skipped=f"permission {permission!r} not granted")
+            outer = running.call
+            running.call = impl.call
+            start = perf_counter_ns()
+            try:
+                value = impl.function(*[kwargs[arg] for arg in impl.argnames])
+            except Exception as exc:
+                impl.stats.errors += 1
+                return HookOutcome(plugin, hook, failure=self._hook_failed(plugin, hook, exc))
+            finally:
+                elapsed = perf_counter_ns() - start
+                running.call = outer
+                impl.stats.calls += 1
+                impl.stats.total_ns += elapsed
+                impl.stats.max_ns = max(impl.stats.max_ns, elapsed)
+            return HookOutcome(plugin, hook, value=value)
+        return HookOutcome(plugin, hook, skipped=f"plugin does not implement {hook!r}")
+
+    def implementers(self, hook: str, permission: str | None = None) -> list[str]:
+        """Return the plugins that would receive ``hook``, in call order."""
+        return [impl.plugin for impl in self._implementations(hook, permission)]
+
+    def _hook_failed(self, plugin: str, hook: str, exc: Exception) -> HookFailure:
+        failure = HookFailure(
+            plugin=plugin,
+            hook=hook,
+            message=f"{type(exc).__name__}: {exc}",
+            traceback="".join(traceback.format_exception(exc)),
+        )
+        self.failures.append(failure)
+        logger.error("%s\n%s", failure, failure.traceback)
+        if self.on_failure is not None:
+            try:
+                self.on_failure(failure)
+            except Exception:
+                logger.exception("recording the failure of plugin %s failed", plugin)
+        return failure
+
+    def stats(self) -> dict[tuple[str, str], HookStats]:
+        """Return per-(plugin, hook) call counts, error counts and timings."""
+        return {key: stats for key, stats in self._stats.items() if stats.calls}
+
+
+def _unknown_hook_message(name: str) -> str:
+    close = difflib.get_close_matches(name, HOOK_NAMES, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return (
+        f"implements unknown hook {name!r}{hint}; known hooks: {', '.join(HOOK_NAMES)}"
+    )
+
+
+def create_host(
+    state: RegistryState,
+    *,
+    load_entrypoints: bool = True,
+    plugins: Iterable[tuple[str, object]] = (),
+    on_failure: FailureCallback | None = None,
+) -> PluginHost:
+    """Build a host for ``state``: register ``plugins`` and, by default, the enabled entry points.
+
+    Nothing is loaded at import time; every process (and every test) builds its own host.
+    """
+    host = PluginHost(state, on_failure=on_failure)
+    for name, plugin in plugins:
+        try:
+            host.register(plugin, name)
+        except PluginLoadError:
+            continue
+    if load_entrypoints:
+        host.load_entrypoints()
+    return host

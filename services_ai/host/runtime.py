@@ -1,0 +1,73 @@
+"""The process's host, kept in step with the registry in the database.
+
+Nothing is loaded at import time. The first hook call builds the host; every later call first
+compares the registry generation (one small query) and applies a newer snapshot, so enabling,
+disabling, granting and revoking take effect on the next hook call in every process.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from .manager import PluginHost, create_host
+from .records import HookFailure
+
+logger = logging.getLogger("services_ai.host")
+
+_lock = threading.Lock()
+_host: PluginHost | None = None
+
+
+def _record_failure(failure: HookFailure) -> None:
+    from plugin_registry.models import PluginFailure
+
+    PluginFailure.objects.create(
+        plugin_name=failure.plugin,
+        hook=failure.hook,
+        message=failure.message[:5000],
+        traceback=failure.traceback[-20000:],
+    )
+
+
+def _record_load_failures(host: PluginHost) -> None:
+    from plugin_registry.models import Plugin, PluginFailure
+
+    for name, failure in host.load_failures.items():
+        updated = Plugin.objects.filter(name=name).exclude(load_error=str(failure))
+        if updated.update(load_error=str(failure)):
+            PluginFailure.objects.create(
+                plugin_name=name, hook=f"<load:{failure.stage}>",
+                message=failure.message[:5000], traceback=failure.traceback[-20000:],
+            )
+    Plugin.objects.filter(enabled=True).exclude(name__in=host.load_failures).exclude(
+        load_error=""
+    ).update(load_error="")
+
+
+def get_host() -> PluginHost:
+    """Return this process's host, refreshed if the registry changed since it was built."""
+    global _host
+    from plugin_registry.generation import current_generation
+    from plugin_registry.state import load_state
+
+    generation = current_generation()
+    host = _host
+    if host is not None and host.state.generation == generation:
+        return host
+    with _lock:
+        if _host is None:
+            _host = create_host(load_state(), on_failure=_record_failure)
+            logger.info("plugin host built: %s", ", ".join(_host.plugin_names()) or "no plugins")
+        elif _host.state.generation != generation:
+            _host.apply_state(load_state())
+            logger.info("plugin host refreshed: %s", ", ".join(_host.plugin_names()) or "no plugins")
+        _record_load_failures(_host)
+        return _host
+
+
+def reset_host() -> None:
+    """Forget this process's host (tests, and after a new environment generation)."""
+    global _host
+    with _lock:
+        _host = None

@@ -1,0 +1,60 @@
+"""The public API for Services AI plugin authors.
+
+    from services_ai.plugins import hookimpl
+
+    @hookimpl
+    def lead_created(lead):
+        ...
+
+Everything a plugin may rely on is exported here; other modules of ``services_ai`` are
+internal and may change without notice.
+"""
+
+from . import api
+from .context import PluginCall, acting_as
+from .exceptions import (
+    ManifestError,
+    NoPluginContext,
+    PluginError,
+    PluginLoadError,
+    PluginPermissionDenied,
+    SettingsError,
+)
+from .hookspecs import HOOK_NAMES, SINGLE_PLUGIN_HOOKS
+from .markers import ENTRY_POINT_GROUP, PROJECT_NAME, hookimpl, hookspec
+from .permissions import EXPORT_DATA_TYPES, HOOK_PERMISSIONS, PERMISSIONS
+from .types import (
+    SNAPSHOT_VERSION,
+    BookingSnapshot,
+    Export,
+    LeadSnapshot,
+    Widget,
+    WidgetContext,
+)
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "EXPORT_DATA_TYPES",
+    "HOOK_NAMES",
+    "HOOK_PERMISSIONS",
+    "PERMISSIONS",
+    "PROJECT_NAME",
+    "SINGLE_PLUGIN_HOOKS",
+    "SNAPSHOT_VERSION",
+    "BookingSnapshot",
+    "Export",
+    "LeadSnapshot",
+    "ManifestError",
+    "NoPluginContext",
+    "PluginCall",
+    "PluginError",
+    "PluginLoadError",
+    "PluginPermissionDenied",
+    "SettingsError",
+    "Widget",
+    "WidgetContext",
+    "acting_as",
+    "api",
+    "hookimpl",
+    "hookspec",
+]

@@ -1,0 +1,140 @@
+"""The data API for plugins: every function checks the calling plugin's grants.
+
+Call these from inside hook implementations; the host knows which plugin is running.
+Plugins are trusted, in-process code: permissions are consent and least data, not a sandbox.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .context import current_call
+from .exceptions import PluginPermissionDenied
+from .types import BookingSnapshot, LeadSnapshot
+
+__all__ = [
+    "create_booking",
+    "current_plugin",
+    "delete_data",
+    "get_booking",
+    "get_data",
+    "get_lead",
+    "get_settings",
+    "list_bookings",
+    "list_leads",
+    "render_template",
+    "set_data",
+]
+
+MAX_LIMIT = 1000
+
+
+def _require(permission: str) -> str:
+    call = current_call()
+    if permission not in call.granted:
+        raise PluginPermissionDenied(permission, plugin=call.plugin)
+    return call.plugin
+
+
+def current_plugin() -> str:
+    """Return the registry name of the plugin whose code is running."""
+    return current_call().plugin
+
+
+def list_leads(filters: dict[str, str] | None = None, limit: int = 100) -> list[LeadSnapshot]:
+    """Return leads, newest first, matching ``filters`` (``source``, ``created_after``,
+    ``created_before`` as ISO dates). Needs ``read_leads``."""
+    _require("read_leads")
+    from services_ai.leads.models import Lead
+
+    leads = Lead.objects.filtered(filters or {}).order_by("-created_at", "-id")
+    return [lead.snapshot() for lead in leads[: min(limit, MAX_LIMIT)]]
+
+
+def get_lead(lead_id: int) -> LeadSnapshot | None:
+    """Return one lead, or ``None`` if it does not exist. Needs ``read_leads``."""
+    _require("read_leads")
+    from services_ai.leads.models import Lead
+
+    lead = Lead.objects.filter(pk=lead_id).first()
+    return lead.snapshot() if lead else None
+
+
+def list_bookings(
+    filters: dict[str, str] | None = None, limit: int = 100
+) -> list[BookingSnapshot]:
+    """Return bookings, soonest first, matching ``filters`` (``status``, ``service``,
+    ``lead_id``, ``start_after``, ``start_before``). Needs ``read_bookings``."""
+    _require("read_bookings")
+    from services_ai.bookings.models import Booking
+
+    bookings = Booking.objects.filtered(filters or {}).order_by("start", "id")
+    return [booking.snapshot() for booking in bookings[: min(limit, MAX_LIMIT)]]
+
+
+def get_booking(booking_id: int) -> BookingSnapshot | None:
+    """Return one booking, or ``None`` if it does not exist. Needs ``read_bookings``."""
+    _require("read_bookings")
+    from services_ai.bookings.models import Booking
+
+    booking = Booking.objects.filter(pk=booking_id).first()
+    return booking.snapshot() if booking else None
+
+
+def create_booking(
+    *, lead_id: int, service: str, start: str, end: str, notes: str = ""
+) -> BookingSnapshot:
+    """Create a booking (status ``requested``) for an existing lead. Needs ``write_bookings``.
+
+    ``start`` and ``end`` are ISO 8601 datetimes with a timezone. Raises ``ValueError`` for an
+    unknown lead or an end before the start; ``booking_created`` fires after commit as usual.
+    """
+    plugin = _require("write_bookings")
+    from services_ai.bookings.models import Booking
+
+    booking = Booking.create_validated(
+        lead_id=lead_id, service=service, start=start, end=end, notes=notes, created_by=plugin
+    )
+    return booking.snapshot()
+
+
+def get_settings() -> dict[str, Any]:
+    """Return the running plugin's settings as typed values, defaults filled in."""
+    from plugin_registry.settings_store import effective_settings
+
+    return effective_settings(current_call().plugin)
+
+
+def get_data(key: str, default: Any = None) -> Any:
+    """Return a JSON value the running plugin stored under ``key``."""
+    from plugin_registry.models import PluginData
+
+    row = PluginData.objects.filter(plugin_name=current_call().plugin, key=key).first()
+    return row.value if row else default
+
+
+def set_data(key: str, value: Any) -> None:
+    """Store a JSON-serialisable value under ``key``, private to the running plugin."""
+    from plugin_registry.models import PluginData
+
+    PluginData.objects.update_or_create(
+        plugin_name=current_call().plugin, key=key, defaults={"value": value}
+    )
+
+
+def delete_data(key: str | None = None) -> int:
+    """Delete one stored key, or every key of the running plugin when ``key`` is ``None``."""
+    from plugin_registry.models import PluginData
+
+    rows = PluginData.objects.filter(plugin_name=current_call().plugin)
+    if key is not None:
+        rows = rows.filter(key=key)
+    deleted, _ = rows.delete()
+    return deleted
+
+
+def render_template(template_name: str, context: dict[str, Any] | None = None) -> str:
+    """Render a Django template from the running plugin's own ``templates/`` folder."""
+    from plugin_registry.templates import render_plugin_template
+
+    return render_plugin_template(current_call().plugin, template_name, context or {})
