@@ -16,11 +16,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import pluggy  # noqa: E402
+import pluggy
 
-from services_ai.host import RegistryState, create_host  # noqa: E402
-from services_ai.plugins import hookimpl, hookspecs  # noqa: E402
-from services_ai.plugins.markers import PROJECT_NAME  # noqa: E402
+from services_ai.host import RegistryState, create_host
+from services_ai.plugins import hookimpl, hookspecs
+from services_ai.plugins.markers import PROJECT_NAME
 
 LEAD = {
     "snapshot_version": 1,
@@ -37,7 +37,7 @@ LEAD = {
 
 def make_plugins(count: int) -> list[tuple[str, object]]:
     """Return ``count`` distinct plugin objects that each implement ``lead_created``."""
-    plugins = []
+    plugins: list[tuple[str, object]] = []
     for index in range(count):
 
         class Plugin:

@@ -17,8 +17,19 @@ class PluginAdmin(admin.ModelAdmin):
     list_filter = ("enabled", "installed")
     search_fields = ("name", "summary")
     readonly_fields = (
-        "name", "version", "summary", "author", "author_email", "entry_point", "manifest",
-        "manifest_error", "installed", "enabled", "load_error", "created_at", "updated_at",
+        "name",
+        "version",
+        "summary",
+        "author",
+        "author_email",
+        "entry_point",
+        "manifest",
+        "manifest_error",
+        "installed",
+        "enabled",
+        "load_error",
+        "created_at",
+        "updated_at",
     )
     inlines = [PermissionInline]
 

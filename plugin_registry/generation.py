@@ -12,7 +12,7 @@ def current_generation() -> int:
     """Return the registry generation with one small query (no ORM overhead)."""
     table = RegistryGeneration._meta.db_table
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT generation FROM {table} WHERE id = 1")  # noqa: S608 - fixed name
+        cursor.execute(f"SELECT generation FROM {table} WHERE id = 1")
         row = cursor.fetchone()
     return row[0] if row else 0
 

@@ -38,13 +38,17 @@ def _field(error: SchemaError) -> str:
     return path or "(top level)"
 
 
-def _describe(error: SchemaError) -> str:
-    """Turn one schema error into 'field: problem; fix'."""
+def _describe(error: SchemaError) -> tuple[str, str]:
+    """Turn one schema error into (field, 'field: problem; fix')."""
     field = _field(error)
     if error.validator == "required":
         missing = error.message.split("'")[1] if "'" in error.message else error.message
-        where = f"{field}." if field != "(top level)" else ""
-        return f"{where}{missing}: missing; add it"
+        field = f"{field}.{missing}" if field != "(top level)" else missing
+        return field, f"{field}: missing; add it"
+    return field, _problem(error, field)
+
+
+def _problem(error: SchemaError, field: str) -> str:
     if error.validator == "additionalProperties":
         return f"{field}: {error.message}; remove the unknown field"
     if error.validator == "enum":
@@ -60,7 +64,7 @@ def _describe(error: SchemaError) -> str:
 def validate_manifest(data: Any, *, plugin: str, metadata: DistMetadata | None = None) -> dict:
     """Return the manifest if it is valid; raise ManifestError naming every bad field."""
     errors = sorted(_validator().iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
-    problems = [(_field(e), _describe(e)) for e in errors]
+    problems = [_describe(e) for e in errors]
     if not problems:
         problems = _semantic_problems(data, plugin=plugin, metadata=metadata)
     if problems:
@@ -86,9 +90,11 @@ def _semantic_problems(
             try:
                 coerce_setting({**spec, "required": False}, spec["default"], plugin=plugin)
             except SettingsError as exc:
-                problems.append((f"{field}.default", f"{field}.default: {exc.args[0].split(': ', 1)[-1]}"))
+                problems.append((f"{field}.default", f"{field}.default: {exc.reason}"))
         if spec["type"] == "secret" and "default" in spec:
-            problems.append((f"{field}.default", f"{field}.default: a secret cannot have a default"))
+            problems.append(
+                (f"{field}.default", f"{field}.default: a secret cannot have a default")
+            )
     if metadata is not None:
         for field, actual in (
             ("name", metadata.name),
@@ -99,8 +105,11 @@ def _semantic_problems(
         ):
             if field in data and data[field] != actual:
                 problems.append(
-                    (field, f"{field}: {data[field]!r} disagrees with the wheel's metadata "
-                     f"({actual!r}); fix one or remove the field from {MANIFEST_NAME}")
+                    (
+                        field,
+                        f"{field}: {data[field]!r} disagrees with the wheel's metadata "
+                        f"({actual!r}); fix one or remove the field from {MANIFEST_NAME}",
+                    )
                 )
     return problems
 
@@ -128,5 +137,7 @@ def read_manifest(dist: Distribution, entry_point: EntryPoint, metadata: DistMet
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ManifestError(f"{MANIFEST_NAME} is not valid JSON: {exc}", plugin=metadata.name, field="(file)") from None
+        raise ManifestError(
+            f"{MANIFEST_NAME} is not valid JSON: {exc}", plugin=metadata.name, field="(file)"
+        ) from None
     return validate_manifest(data, plugin=metadata.name, metadata=metadata)

@@ -53,7 +53,9 @@ class PluginPermission(models.Model):
     class Meta:
         verbose_name = _("plugin permission")
         verbose_name_plural = _("plugin permissions")
-        constraints = [models.UniqueConstraint(fields=["plugin", "name"], name="unique_plugin_permission")]
+        constraints = [
+            models.UniqueConstraint(fields=["plugin", "name"], name="unique_plugin_permission")
+        ]
         ordering = ["plugin__name", "name"]
 
     def __str__(self) -> str:
@@ -72,7 +74,9 @@ class PluginSetting(models.Model):
     class Meta:
         verbose_name = _("plugin setting")
         verbose_name_plural = _("plugin settings")
-        constraints = [models.UniqueConstraint(fields=["plugin", "key"], name="unique_plugin_setting")]
+        constraints = [
+            models.UniqueConstraint(fields=["plugin", "key"], name="unique_plugin_setting")
+        ]
 
     def __str__(self) -> str:
         return f"{self.plugin.name}.{self.key}"
@@ -89,7 +93,9 @@ class PluginData(models.Model):
     class Meta:
         verbose_name = _("plugin data")
         verbose_name_plural = _("plugin data")
-        constraints = [models.UniqueConstraint(fields=["plugin_name", "key"], name="unique_plugin_data_key")]
+        constraints = [
+            models.UniqueConstraint(fields=["plugin_name", "key"], name="unique_plugin_data_key")
+        ]
 
     def __str__(self) -> str:
         return f"{self.plugin_name}:{self.key}"

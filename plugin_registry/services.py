@@ -72,14 +72,13 @@ def disable(name: str, *, actor: str = "") -> Plugin:
 
 def _requested_permission(plugin: Plugin, permission: str) -> PluginPermission:
     if permission not in PERMISSIONS:
-        raise RegistryError(
-            f"unknown permission {permission!r}; known: {', '.join(PERMISSIONS)}"
-        )
+        raise RegistryError(f"unknown permission {permission!r}; known: {', '.join(PERMISSIONS)}")
     perm = plugin.permissions.select_for_update().filter(name=permission, requested=True).first()
     if perm is None:
         asked = ", ".join(plugin.permissions.filter(requested=True).values_list("name", flat=True))
         raise RegistryError(
-            f"plugin {plugin.name!r} does not request {permission!r}; it requests: {asked or 'nothing'}"
+            f"plugin {plugin.name!r} does not request {permission!r}; "
+            f"it requests: {asked or 'nothing'}"
         )
     return perm
 
@@ -95,7 +94,10 @@ def set_grant(name: str, permission: str, granted: bool, *, actor: str = "") -> 
         bump_generation()
         logger.info(
             "%s %s %s to plugin %s",
-            actor or "someone", "granted" if granted else "revoked", permission, plugin.name,
+            actor or "someone",
+            "granted" if granted else "revoked",
+            permission,
+            plugin.name,
         )
     return perm
 

@@ -98,7 +98,9 @@ def coerce_setting(spec: dict, raw: Any, *, plugin: str = "") -> Any:
     try:
         return _COERCERS[spec["type"]](spec, raw)
     except ValueError as exc:
-        raise SettingsError(f"setting {key!r} ({spec['type']}): {exc}", plugin=plugin, key=key) from None
+        raise SettingsError(
+            f"setting {key!r} ({spec['type']}): {exc}", plugin=plugin, key=key, reason=str(exc)
+        ) from None
 
 
 def is_set(spec: dict, value: Any) -> bool:

@@ -109,7 +109,9 @@ def sync_registry() -> SyncReport:
         bump_generation()
         logger.info(
             "registry synced: added %s, updated %s, removed %s",
-            report.added or "-", report.updated or "-", report.removed or "-",
+            report.added or "-",
+            report.updated or "-",
+            report.removed or "-",
         )
     return report
 

@@ -16,7 +16,9 @@ conf.add_plugin_site_dirs()
 
 SECRET_KEY = conf.secret_key()
 DEBUG = os.environ.get("DJANGO_DEBUG", "") == "1"
-ALLOWED_HOSTS = [h for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1").split(",") if h]
+ALLOWED_HOSTS = [
+    h for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1").split(",") if h
+]
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -124,7 +126,13 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "loggers": {
-        "services_ai": {"handlers": ["console"], "level": os.environ.get("SERVICES_AI_LOG_LEVEL", "INFO")},
-        "plugin_registry": {"handlers": ["console"], "level": os.environ.get("SERVICES_AI_LOG_LEVEL", "INFO")},
+        "services_ai": {
+            "handlers": ["console"],
+            "level": os.environ.get("SERVICES_AI_LOG_LEVEL", "INFO"),
+        },
+        "plugin_registry": {
+            "handlers": ["console"],
+            "level": os.environ.get("SERVICES_AI_LOG_LEVEL", "INFO"),
+        },
     },
 }

@@ -5,109 +5,192 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Plugin',
+            name="Plugin",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(help_text='normalised distribution name', max_length=200, unique=True, verbose_name='name')),
-                ('version', models.CharField(max_length=100, verbose_name='version')),
-                ('summary', models.CharField(blank=True, max_length=500, verbose_name='summary')),
-                ('author', models.CharField(blank=True, max_length=200, verbose_name='author')),
-                ('author_email', models.CharField(blank=True, max_length=200, verbose_name='author email')),
-                ('entry_point', models.CharField(blank=True, max_length=300, verbose_name='entry point')),
-                ('manifest', models.JSONField(blank=True, default=dict, verbose_name='manifest')),
-                ('manifest_error', models.TextField(blank=True, verbose_name='manifest error')),
-                ('installed', models.BooleanField(default=True, verbose_name='installed')),
-                ('enabled', models.BooleanField(default=False, verbose_name='enabled')),
-                ('load_error', models.TextField(blank=True, verbose_name='last load error')),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='first seen')),
-                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "name",
+                    models.CharField(
+                        help_text="normalised distribution name",
+                        max_length=200,
+                        unique=True,
+                        verbose_name="name",
+                    ),
+                ),
+                ("version", models.CharField(max_length=100, verbose_name="version")),
+                ("summary", models.CharField(blank=True, max_length=500, verbose_name="summary")),
+                ("author", models.CharField(blank=True, max_length=200, verbose_name="author")),
+                (
+                    "author_email",
+                    models.CharField(blank=True, max_length=200, verbose_name="author email"),
+                ),
+                (
+                    "entry_point",
+                    models.CharField(blank=True, max_length=300, verbose_name="entry point"),
+                ),
+                ("manifest", models.JSONField(blank=True, default=dict, verbose_name="manifest")),
+                ("manifest_error", models.TextField(blank=True, verbose_name="manifest error")),
+                ("installed", models.BooleanField(default=True, verbose_name="installed")),
+                ("enabled", models.BooleanField(default=False, verbose_name="enabled")),
+                ("load_error", models.TextField(blank=True, verbose_name="last load error")),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="first seen")),
+                ("updated_at", models.DateTimeField(auto_now=True, verbose_name="updated")),
             ],
             options={
-                'verbose_name': 'plugin',
-                'verbose_name_plural': 'plugins',
-                'ordering': ['name'],
+                "verbose_name": "plugin",
+                "verbose_name_plural": "plugins",
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='PluginFailure',
+            name="PluginFailure",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('plugin_name', models.CharField(db_index=True, max_length=200, verbose_name='plugin')),
-                ('hook', models.CharField(max_length=100, verbose_name='hook')),
-                ('message', models.TextField(verbose_name='message')),
-                ('traceback', models.TextField(blank=True, verbose_name='traceback')),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True, verbose_name='at')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "plugin_name",
+                    models.CharField(db_index=True, max_length=200, verbose_name="plugin"),
+                ),
+                ("hook", models.CharField(max_length=100, verbose_name="hook")),
+                ("message", models.TextField(verbose_name="message")),
+                ("traceback", models.TextField(blank=True, verbose_name="traceback")),
+                (
+                    "created_at",
+                    models.DateTimeField(auto_now_add=True, db_index=True, verbose_name="at"),
+                ),
             ],
             options={
-                'verbose_name': 'plugin failure',
-                'verbose_name_plural': 'plugin failures',
-                'ordering': ['-created_at', '-id'],
+                "verbose_name": "plugin failure",
+                "verbose_name_plural": "plugin failures",
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='RegistryGeneration',
+            name="RegistryGeneration",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('generation', models.BigIntegerField(default=0)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("generation", models.BigIntegerField(default=0)),
             ],
             options={
-                'verbose_name': 'registry generation',
+                "verbose_name": "registry generation",
             },
         ),
         migrations.CreateModel(
-            name='PluginData',
+            name="PluginData",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('plugin_name', models.CharField(db_index=True, max_length=200, verbose_name='plugin')),
-                ('key', models.CharField(max_length=200, verbose_name='key')),
-                ('value', models.JSONField(null=True, verbose_name='value')),
-                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "plugin_name",
+                    models.CharField(db_index=True, max_length=200, verbose_name="plugin"),
+                ),
+                ("key", models.CharField(max_length=200, verbose_name="key")),
+                ("value", models.JSONField(null=True, verbose_name="value")),
+                ("updated_at", models.DateTimeField(auto_now=True, verbose_name="updated")),
             ],
             options={
-                'verbose_name': 'plugin data',
-                'verbose_name_plural': 'plugin data',
-                'constraints': [models.UniqueConstraint(fields=('plugin_name', 'key'), name='unique_plugin_data_key')],
+                "verbose_name": "plugin data",
+                "verbose_name_plural": "plugin data",
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("plugin_name", "key"), name="unique_plugin_data_key"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='PluginPermission',
+            name="PluginPermission",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100, verbose_name='permission')),
-                ('requested', models.BooleanField(default=True, verbose_name='requested by the installed version')),
-                ('granted', models.BooleanField(default=False, verbose_name='granted')),
-                ('changed_at', models.DateTimeField(auto_now=True, verbose_name='changed')),
-                ('changed_by', models.CharField(blank=True, max_length=150, verbose_name='changed by')),
-                ('plugin', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='permissions', to='plugin_registry.plugin')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=100, verbose_name="permission")),
+                (
+                    "requested",
+                    models.BooleanField(
+                        default=True, verbose_name="requested by the installed version"
+                    ),
+                ),
+                ("granted", models.BooleanField(default=False, verbose_name="granted")),
+                ("changed_at", models.DateTimeField(auto_now=True, verbose_name="changed")),
+                (
+                    "changed_by",
+                    models.CharField(blank=True, max_length=150, verbose_name="changed by"),
+                ),
+                (
+                    "plugin",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="permissions",
+                        to="plugin_registry.plugin",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'plugin permission',
-                'verbose_name_plural': 'plugin permissions',
-                'ordering': ['plugin__name', 'name'],
-                'constraints': [models.UniqueConstraint(fields=('plugin', 'name'), name='unique_plugin_permission')],
+                "verbose_name": "plugin permission",
+                "verbose_name_plural": "plugin permissions",
+                "ordering": ["plugin__name", "name"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("plugin", "name"), name="unique_plugin_permission"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='PluginSetting',
+            name="PluginSetting",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.CharField(max_length=100, verbose_name='key')),
-                ('value', models.JSONField(null=True, verbose_name='value')),
-                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated')),
-                ('plugin', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='settings', to='plugin_registry.plugin')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("key", models.CharField(max_length=100, verbose_name="key")),
+                ("value", models.JSONField(null=True, verbose_name="value")),
+                ("updated_at", models.DateTimeField(auto_now=True, verbose_name="updated")),
+                (
+                    "plugin",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="settings",
+                        to="plugin_registry.plugin",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'plugin setting',
-                'verbose_name_plural': 'plugin settings',
-                'constraints': [models.UniqueConstraint(fields=('plugin', 'key'), name='unique_plugin_setting')],
+                "verbose_name": "plugin setting",
+                "verbose_name_plural": "plugin settings",
+                "constraints": [
+                    models.UniqueConstraint(fields=("plugin", "key"), name="unique_plugin_setting")
+                ],
             },
         ),
     ]

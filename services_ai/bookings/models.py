@@ -21,9 +21,10 @@ class BookingQuerySet(models.QuerySet):
             )
         qs = self
         if filters.get("status"):
-            if filters["status"] not in Booking.Status.values:
+            statuses = Booking.Status.values
+            if filters["status"] not in statuses:
                 raise ValueError(
-                    f"status: {filters['status']!r} is not one of {', '.join(Booking.Status.values)}"
+                    f"status: {filters['status']!r} is not one of {', '.join(statuses)}"
                 )
             qs = qs.filter(status=filters["status"])
         if filters.get("service"):
@@ -51,7 +52,9 @@ class Booking(models.Model):
         "leads.Lead", on_delete=models.CASCADE, related_name="bookings", verbose_name=_("lead")
     )
     service = models.CharField(_("service"), max_length=200)
-    status = models.CharField(_("status"), max_length=20, choices=Status.choices, default=Status.REQUESTED)
+    status = models.CharField(
+        _("status"), max_length=20, choices=Status.choices, default=Status.REQUESTED
+    )
     start = models.DateTimeField(_("start"))
     end = models.DateTimeField(_("end"))
     notes = models.TextField(_("notes"), blank=True)
@@ -68,7 +71,9 @@ class Booking(models.Model):
         verbose_name_plural = _("bookings")
         ordering = ["start"]
         constraints = [
-            models.CheckConstraint(condition=models.Q(end__gte=models.F("start")), name="booking_end_after_start"),
+            models.CheckConstraint(
+                condition=models.Q(end__gte=models.F("start")), name="booking_end_after_start"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -115,6 +120,8 @@ class Booking(models.Model):
         try:
             booking.full_clean()
         except ValidationError as exc:
-            raise ValueError("; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())) from None
+            raise ValueError(
+                "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())
+            ) from None
         booking.save()
         return booking

@@ -301,9 +301,7 @@ class PluginHost:
 def _unknown_hook_message(name: str) -> str:
     close = difflib.get_close_matches(name, HOOK_NAMES, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
-    return (
-        f"implements unknown hook {name!r}{hint}; known hooks: {', '.join(HOOK_NAMES)}"
-    )
+    return f"implements unknown hook {name!r}{hint}; known hooks: {', '.join(HOOK_NAMES)}"
 
 
 def create_host(

@@ -37,8 +37,10 @@ def _record_load_failures(host: PluginHost) -> None:
         updated = Plugin.objects.filter(name=name).exclude(load_error=str(failure))
         if updated.update(load_error=str(failure)):
             PluginFailure.objects.create(
-                plugin_name=name, hook=f"<load:{failure.stage}>",
-                message=failure.message[:5000], traceback=failure.traceback[-20000:],
+                plugin_name=name,
+                hook=f"<load:{failure.stage}>",
+                message=failure.message[:5000],
+                traceback=failure.traceback[-20000:],
             )
     Plugin.objects.filter(enabled=True).exclude(name__in=host.load_failures).exclude(
         load_error=""
@@ -61,7 +63,9 @@ def get_host() -> PluginHost:
             logger.info("plugin host built: %s", ", ".join(_host.plugin_names()) or "no plugins")
         elif _host.state.generation != generation:
             _host.apply_state(load_state())
-            logger.info("plugin host refreshed: %s", ", ".join(_host.plugin_names()) or "no plugins")
+            logger.info(
+                "plugin host refreshed: %s", ", ".join(_host.plugin_names()) or "no plugins"
+            )
         _record_load_failures(_host)
         return _host
 

@@ -21,9 +21,13 @@ class LeadQuerySet(models.QuerySet):
         if filters.get("source"):
             qs = qs.filter(source=filters["source"])
         if filters.get("created_after"):
-            qs = qs.filter(created_at__gte=parse_moment(filters["created_after"], field="created_after"))
+            qs = qs.filter(
+                created_at__gte=parse_moment(filters["created_after"], field="created_after")
+            )
         if filters.get("created_before"):
-            qs = qs.filter(created_at__lt=parse_moment(filters["created_before"], field="created_before"))
+            qs = qs.filter(
+                created_at__lt=parse_moment(filters["created_before"], field="created_before")
+            )
         return qs
 
 
@@ -32,7 +36,9 @@ class Lead(models.Model):
     email = models.EmailField(_("email"), blank=True)
     phone = models.CharField(_("phone"), max_length=50, blank=True)
     company = models.CharField(_("company"), max_length=200, blank=True)
-    source = models.CharField(_("source"), max_length=100, blank=True, help_text=_("e.g. website, referral"))
+    source = models.CharField(
+        _("source"), max_length=100, blank=True, help_text=_("e.g. website, referral")
+    )
     notes = models.TextField(_("notes"), blank=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 

@@ -60,9 +60,7 @@ def get_lead(lead_id: int) -> LeadSnapshot | None:
     return lead.snapshot() if lead else None
 
 
-def list_bookings(
-    filters: dict[str, str] | None = None, limit: int = 100
-) -> list[BookingSnapshot]:
+def list_bookings(filters: dict[str, str] | None = None, limit: int = 100) -> list[BookingSnapshot]:
     """Return bookings, soonest first, matching ``filters`` (``status``, ``service``,
     ``lead_id``, ``start_after``, ``start_before``). Needs ``read_bookings``."""
     _require("read_bookings")

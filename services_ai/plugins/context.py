@@ -39,7 +39,7 @@ def current_call() -> PluginCall:
     return call
 
 
-class acting_as:  # noqa: N801 - used like a function: ``with acting_as(...):``
+class acting_as:
     """Run a block as if the given plugin's code were running."""
 
     __slots__ = ("_call", "_outer")

@@ -42,6 +42,9 @@ class NoPluginContext(PluginError):
 class SettingsError(PluginError):
     """A plugin setting value is invalid for its declared type."""
 
-    def __init__(self, message: str, *, plugin: str | None = None, key: str = "") -> None:
+    def __init__(
+        self, message: str, *, plugin: str | None = None, key: str = "", reason: str = ""
+    ) -> None:
         self.key = key
+        self.reason = reason or message
         super().__init__(message, plugin=plugin)

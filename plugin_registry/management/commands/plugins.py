@@ -38,7 +38,7 @@ class Command(BaseCommand):
         except services.RegistryError as exc:
             raise CommandError(str(exc)) from None
         if action == "sync":
-            for name, error in report.invalid.items():
+            for error in report.invalid.values():
                 self.stderr.write(f"invalid: {error}")
 
     def do_sync(self, **options: Any) -> None:
@@ -62,7 +62,9 @@ class Command(BaseCommand):
             self.stdout.write(f"{row['name']} {row['version']}  [{state}]  {row['summary']}")
             self.stdout.write(f"    permissions: {perms or 'none'}")
             if row["missing_settings"]:
-                self.stdout.write(f"    required settings not set: {', '.join(row['missing_settings'])}")
+                self.stdout.write(
+                    f"    required settings not set: {', '.join(row['missing_settings'])}"
+                )
             for problem in (row["manifest_error"], row["load_error"]):
                 if problem:
                     self.stdout.write(self.style.ERROR(f"    {problem}"))
@@ -79,9 +81,7 @@ class Command(BaseCommand):
             "installed": plugin.installed,
             "enabled": plugin.enabled,
             "hooks": plugin.hooks,
-            "permissions": {
-                p.name: p.granted for p in plugin.permissions.all() if p.requested
-            },
+            "permissions": {p.name: p.granted for p in plugin.permissions.all() if p.requested},
             "missing_settings": missing_required(plugin) if not plugin.manifest_error else [],
             "manifest_error": plugin.manifest_error,
             "load_error": plugin.load_error,

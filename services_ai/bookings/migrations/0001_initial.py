@@ -5,33 +5,71 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('leads', '0001_initial'),
+        ("leads", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Booking',
+            name="Booking",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('service', models.CharField(max_length=200, verbose_name='service')),
-                ('status', models.CharField(choices=[('requested', 'requested'), ('confirmed', 'confirmed'), ('completed', 'completed'), ('cancelled', 'cancelled')], default='requested', max_length=20, verbose_name='status')),
-                ('start', models.DateTimeField(verbose_name='start')),
-                ('end', models.DateTimeField(verbose_name='end')),
-                ('notes', models.TextField(blank=True, verbose_name='notes')),
-                ('created_by', models.CharField(blank=True, help_text='plugin that created it, if any', max_length=200, verbose_name='created by')),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='created at')),
-                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated at')),
-                ('lead', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='bookings', to='leads.lead', verbose_name='lead')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("service", models.CharField(max_length=200, verbose_name="service")),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("requested", "requested"),
+                            ("confirmed", "confirmed"),
+                            ("completed", "completed"),
+                            ("cancelled", "cancelled"),
+                        ],
+                        default="requested",
+                        max_length=20,
+                        verbose_name="status",
+                    ),
+                ),
+                ("start", models.DateTimeField(verbose_name="start")),
+                ("end", models.DateTimeField(verbose_name="end")),
+                ("notes", models.TextField(blank=True, verbose_name="notes")),
+                (
+                    "created_by",
+                    models.CharField(
+                        blank=True,
+                        help_text="plugin that created it, if any",
+                        max_length=200,
+                        verbose_name="created by",
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="created at")),
+                ("updated_at", models.DateTimeField(auto_now=True, verbose_name="updated at")),
+                (
+                    "lead",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="bookings",
+                        to="leads.lead",
+                        verbose_name="lead",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'booking',
-                'verbose_name_plural': 'bookings',
-                'ordering': ['start'],
-                'constraints': [models.CheckConstraint(condition=models.Q(('end__gte', models.F('start'))), name='booking_end_after_start')],
+                "verbose_name": "booking",
+                "verbose_name_plural": "bookings",
+                "ordering": ["start"],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(("end__gte", models.F("start"))),
+                        name="booking_end_after_start",
+                    )
+                ],
             },
         ),
     ]

@@ -4,29 +4,40 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Lead',
+            name="Lead",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200, verbose_name='name')),
-                ('email', models.EmailField(blank=True, max_length=254, verbose_name='email')),
-                ('phone', models.CharField(blank=True, max_length=50, verbose_name='phone')),
-                ('company', models.CharField(blank=True, max_length=200, verbose_name='company')),
-                ('source', models.CharField(blank=True, help_text='e.g. website, referral', max_length=100, verbose_name='source')),
-                ('notes', models.TextField(blank=True, verbose_name='notes')),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='created at')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=200, verbose_name="name")),
+                ("email", models.EmailField(blank=True, max_length=254, verbose_name="email")),
+                ("phone", models.CharField(blank=True, max_length=50, verbose_name="phone")),
+                ("company", models.CharField(blank=True, max_length=200, verbose_name="company")),
+                (
+                    "source",
+                    models.CharField(
+                        blank=True,
+                        help_text="e.g. website, referral",
+                        max_length=100,
+                        verbose_name="source",
+                    ),
+                ),
+                ("notes", models.TextField(blank=True, verbose_name="notes")),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="created at")),
             ],
             options={
-                'verbose_name': 'lead',
-                'verbose_name_plural': 'leads',
-                'ordering': ['-created_at'],
+                "verbose_name": "lead",
+                "verbose_name_plural": "leads",
+                "ordering": ["-created_at"],
             },
         ),
     ]

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Build the wheels of the example plugins into the folder given (default var/wheels).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out="${1:-var/wheels}"
+mkdir -p "$out"
+for project in example_plugins/*/; do
+  .venv/bin/python -m build --wheel --no-isolation --outdir "$out" "$project" >/dev/null
+  rm -rf "$project/build"
+  echo "built $(basename "$project")"
+done

@@ -1,0 +1,1 @@
+"""Test support for the platform and for plugin authors."""

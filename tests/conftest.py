@@ -1,0 +1,126 @@
+from __future__ import annotations
+
+import importlib
+import os
+import site
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.plugin_projects import (
+    BROKEN_PLUGINS,
+    EXAMPLES,
+    build_wheel,
+    install_wheels,
+    write_plugin_project,
+)
+
+EXAMPLE_NAMES = ("lead-scorer", "booking-widget", "crm-sync")
+
+
+@pytest.fixture(scope="session")
+def example_wheels(tmp_path_factory) -> dict[str, Path]:
+    """Real wheels of the example plugins, built once per test run."""
+    out = tmp_path_factory.mktemp("example-wheels")
+    return {name: build_wheel(EXAMPLES / name, out) for name in EXAMPLE_NAMES}
+
+
+@pytest.fixture(scope="session")
+def example_site(tmp_path_factory, example_wheels) -> Path:
+    """A folder with the example plugins installed, as the platform's plugin path uses it."""
+    return install_wheels(list(example_wheels.values()), tmp_path_factory.mktemp("example-site"))
+
+
+@pytest.fixture(scope="session")
+def broken_site(tmp_path_factory) -> Path:
+    """A folder with plugins that fail to import, misspell a hook or ship a bad manifest."""
+    root = tmp_path_factory.mktemp("broken-projects")
+    out = tmp_path_factory.mktemp("broken-wheels")
+    wheels = [
+        build_wheel(write_plugin_project(root, name, main_py, manifest), out)
+        for name, (main_py, manifest) in BROKEN_PLUGINS.items()
+    ]
+    return install_wheels(wheels, tmp_path_factory.mktemp("broken-site"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def examples_on_path(example_site) -> Path:
+    """Make the example plugins installed in this process, through their real wheels."""
+    site.addsitedir(str(example_site))
+    importlib.invalidate_caches()
+    return example_site
+
+
+@pytest.fixture(autouse=True)
+def fresh_host():
+    """Every test starts with no process host: it is built from the registry on first use."""
+    from services_ai.host.runtime import reset_host
+
+    reset_host()
+    yield
+    reset_host()
+
+
+@pytest.fixture
+def registry(db):
+    """The registry mirrored from the installed example plugins, all disabled."""
+    from plugin_registry.sync import sync_registry
+
+    sync_registry()
+    return Registry()
+
+
+class Registry:
+    """Small helpers over the admin actions, for arranging tests."""
+
+    def enable(self, name: str, *grants: str, **settings) -> None:
+        from plugin_registry import services
+
+        if settings:
+            services.configure(name, settings)
+        services.enable(name)
+        for permission in grants:
+            services.set_grant(name, permission, True)
+
+
+class SAI:
+    """Runs the ``services-ai`` command in child processes with its own home and plugin path."""
+
+    def __init__(self, home: Path, plugin_path: list[Path]):
+        self.home = home
+        self.env = {
+            **os.environ,
+            "SERVICES_AI_HOME": str(home),
+            "SERVICES_AI_PLUGIN_PATH": os.pathsep.join(map(str, plugin_path)),
+            "DJANGO_SETTINGS_MODULE": "services_ai.settings",
+        }
+        self.env.pop("SERVICES_AI_TEST_HOME", None)
+        self.env.pop("DATABASE_URL", None)
+        self.executable = str(Path(sys.executable).parent / "services-ai")
+
+    def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        result = subprocess.run(
+            [self.executable, *args], env=self.env, capture_output=True, text=True, timeout=120
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"services-ai {' '.join(args)} exited {result.returncode}\n"
+                f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+            )
+        return result
+
+    def python(self, script: str, **kwargs) -> subprocess.Popen:
+        """Start a Python child with the platform's settings set up."""
+        return subprocess.Popen(
+            [sys.executable, "-c", script], env=self.env, text=True, **kwargs
+        )
+
+
+@pytest.fixture
+def sai(tmp_path, example_site, broken_site) -> SAI:
+    """A migrated platform home in a temp folder, with example and broken plugins installed."""
+    runner = SAI(tmp_path / "home", [example_site, broken_site])
+    runner("migrate", "--no-input", "-v0")
+    return runner

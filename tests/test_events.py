@@ -1,0 +1,114 @@
+"""Domain events reach the real example plugins after commit, never after a rollback."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from django.db import transaction
+from django.utils import timezone
+
+from plugin_registry.models import PluginData, PluginFailure
+from services_ai.bookings.models import Booking
+from services_ai.leads.models import Lead
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def scores():
+    return dict(
+        PluginData.objects.filter(plugin_name="lead-scorer").values_list("key", "value")
+    )
+
+
+def activity():
+    row = PluginData.objects.filter(plugin_name="booking-widget", key="activity").first()
+    return row.value if row else []
+
+
+def test_lead_created_fires_on_commit_with_a_snapshot(registry):
+    registry.enable("lead-scorer", "read_leads")
+    with transaction.atomic():
+        lead = Lead.objects.create(name="Ada", email="ada@corp.example", source="referral")
+        assert scores() == {}, "must not fire before the commit"
+    assert scores() == {f"score:{lead.pk}": {"score": 60, "hot": True}}
+
+
+def test_rolled_back_lead_emits_nothing(registry):
+    registry.enable("lead-scorer", "read_leads")
+    with pytest.raises(RuntimeError), transaction.atomic():
+        Lead.objects.create(name="Rolled back", source="referral")
+        raise RuntimeError("abort")
+    assert scores() == {}
+    assert not Lead.objects.exists()
+
+
+def test_plugin_without_read_leads_receives_no_lead_created(registry):
+    registry.enable("lead-scorer")  # enabled, read_leads not granted
+    Lead.objects.create(name="Ada")
+    assert scores() == {}
+
+
+def test_booking_updated_gets_the_real_previous_state(registry):
+    registry.enable("booking-widget", "read_bookings")
+    lead = Lead.objects.create(name="Ada")
+    start = timezone.now() + timedelta(days=1)
+    booking = Booking.objects.create(lead=lead, service="Boiler", start=start, end=start)
+    booking.status = Booking.Status.CONFIRMED
+    booking.save()
+    booking.notes = "bring ladder"
+    booking.save()
+    booking.save()  # nothing changed: no event
+    events = [entry["event"] for entry in activity()]
+    assert events == ["created", "status changed from requested to confirmed", "updated"]
+
+
+def test_previous_state_snapshot_holds_values_before_the_update(registry, monkeypatch):
+    from services_ai import events
+
+    delivered = []
+    real_deliver = events.deliver
+
+    def recording_deliver(hook, snapshots):
+        delivered.append((hook, snapshots))
+        real_deliver(hook, snapshots)
+
+    monkeypatch.setattr(events, "deliver", recording_deliver)
+    registry.enable("booking-widget", "read_bookings")
+    lead = Lead.objects.create(name="Ada")
+    start = timezone.now()
+    booking = Booking.objects.create(lead=lead, service="Boiler", start=start, end=start)
+    Booking.objects.filter(pk=booking.pk).update(service="Garden")  # changed behind its back
+    booking.status = Booking.Status.CANCELLED
+    booking.save()
+
+    hooks = [hook for hook, _ in delivered]
+    assert hooks == ["lead_created", "booking_created", "booking_updated"]
+    snapshots = delivered[-1][1]
+    after, before = snapshots["booking"], snapshots["previous_state"]
+    # previous_state is the row as stored, not the instance's stale in-memory values.
+    assert before["service"] == "Garden" and before["status"] == "requested"
+    assert after["service"] == "Boiler" and after["status"] == "cancelled"
+    assert before["id"] == after["id"] == booking.pk
+    assert after["start"].endswith("+00:00")
+    json.dumps(snapshots)  # JSON-serialisable, no model instances
+    assert activity()[-1]["event"] == "status changed from requested to cancelled"
+
+
+def test_a_raising_plugin_does_not_stop_another_and_is_recorded(registry, monkeypatch):
+    registry.enable("lead-scorer", "read_leads")
+    registry.enable("crm-sync", "read_leads", api_key="k-12345678")
+    import crm_sync.main
+
+    def broken(lead):
+        raise ConnectionError("CRM unreachable")
+
+    broken.services_ai_impl = crm_sync.main.lead_created.services_ai_impl
+    monkeypatch.setattr(crm_sync.main, "lead_created", broken)
+    lead = Lead.objects.create(name="Ada", source="referral")
+    assert f"score:{lead.pk}" in scores()
+    failure = PluginFailure.objects.get()
+    assert (failure.plugin_name, failure.hook) == ("crm-sync", "lead_created")
+    assert "ConnectionError: CRM unreachable" in failure.message
+    assert "Traceback (most recent call last)" in failure.traceback
