@@ -94,7 +94,7 @@ def main() -> None:
 
         bare_us = best_per_call(bare, number, args.repeat)
         host_us = best_per_call(hosted, number, args.repeat)
-        calls = sum(s.calls for s in host.stats().values())
+        calls = sum(s.calls for s in host.stats().values())  # folds the per-run counts
         assert calls >= number * count, "the host did not call every implementation"
         print(f"{count:>5}  {bare_us:>16.2f}  {host_us:>10.2f}  {host_us / bare_us:>6.2f}")
 

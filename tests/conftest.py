@@ -113,9 +113,7 @@ class SAI:
 
     def python(self, script: str, **kwargs) -> subprocess.Popen:
         """Start a Python child with the platform's settings set up."""
-        return subprocess.Popen(
-            [sys.executable, "-c", script], env=self.env, text=True, **kwargs
-        )
+        return subprocess.Popen([sys.executable, "-c", script], env=self.env, text=True, **kwargs)
 
 
 @pytest.fixture

@@ -17,7 +17,16 @@ def build_wheel(project: Path, outdir: Path) -> Path:
     """Build ``project`` into a wheel in ``outdir`` (offline, no build isolation)."""
     before = set(outdir.glob("*.whl"))
     subprocess.run(
-        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(outdir), str(project)],
+        [
+            sys.executable,
+            "-m",
+            "build",
+            "--wheel",
+            "--no-isolation",
+            "--outdir",
+            str(outdir),
+            str(project),
+        ],
         check=True,
         capture_output=True,
     )
@@ -29,8 +38,19 @@ def build_wheel(project: Path, outdir: Path) -> Path:
 def install_wheels(wheels: list[Path], target: Path) -> Path:
     """Install wheels into ``target`` like the platform's local plugin folder (no deps)."""
     subprocess.run(
-        [str(UV), "pip", "install", "--no-config", "-q", "--no-deps", "--target", str(target),
-         "--python", sys.executable, *map(str, wheels)],
+        [
+            str(UV),
+            "pip",
+            "install",
+            "--no-config",
+            "-q",
+            "--no-deps",
+            "--target",
+            str(target),
+            "--python",
+            sys.executable,
+            *map(str, wheels),
+        ],
         check=True,
         capture_output=True,
     )

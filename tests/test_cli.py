@@ -20,7 +20,11 @@ pytestmark = pytest.mark.subprocess
 def test_list_json_mirrors_every_installed_plugin(sai):
     rows = {row["name"]: row for row in json.loads(sai("plugins", "list", "--json").stdout)}
     assert set(rows) == {
-        "bad-manifest", "booking-widget", "broken-import", "crm-sync", "lead-scorer",
+        "bad-manifest",
+        "booking-widget",
+        "broken-import",
+        "crm-sync",
+        "lead-scorer",
         "misspelt-hook",
     }
     assert rows["crm-sync"]["missing_settings"] == ["api_key"]
@@ -36,7 +40,10 @@ def test_invalid_manifest_is_reported_naming_plugin_and_field(sai):
     )
     refused = sai("plugins", "enable", "bad-manifest", check=False)
     assert refused.returncode == 1
-    assert "cannot enable 'bad-manifest': plugin 'bad-manifest': invalid manifest.json" in refused.stderr
+    assert (
+        "cannot enable 'bad-manifest': plugin 'bad-manifest': invalid manifest.json"
+        in refused.stderr
+    )
     check = sai("check", check=False)
     assert "plugin_registry.W001" in check.stderr and "bad-manifest" in check.stderr
 
@@ -49,7 +56,9 @@ def test_enable_refusals_are_clear_and_change_nothing(sai):
     assert "'hourly' is not one of 'realtime', 'nightly'" in bad.stderr
     rows = {row["name"]: row for row in json.loads(sai("plugins", "list", "--json").stdout)}
     assert rows["crm-sync"]["missing_settings"] == ["api_key"]  # api_key=k-1 was not stored
-    assert "expected KEY=VALUE" in sai("plugins", "configure", "crm-sync", "oops", check=False).stderr
+    assert (
+        "expected KEY=VALUE" in sai("plugins", "configure", "crm-sync", "oops", check=False).stderr
+    )
 
 
 PROBE = textwrap.dedent(
@@ -98,7 +107,7 @@ class Probe:
             if not line:
                 break
             if line.startswith("RESULT "):
-                return json.loads(line[len("RESULT "):])
+                return json.loads(line[len("RESULT ") :])
         raise AssertionError(f"probe gave no answer (exit code {self.proc.poll()})")
 
     def stop(self) -> None:
@@ -147,8 +156,10 @@ def test_broken_plugins_are_recorded_by_name_and_the_others_still_run(sai, probe
     answer = probe.ask()
     assert answer["scored"] is True and answer["plugins"] == ["lead-scorer"]
     import_failure = answer["load_failures"]["broken-import"]
-    assert import_failure.startswith("plugin 'broken-import' failed to load (import): importing "
-                                     "'broken_import.main' raised ModuleNotFoundError")
+    assert import_failure.startswith(
+        "plugin 'broken-import' failed to load (import): importing "
+        "'broken_import.main' raised ModuleNotFoundError"
+    )
     assert "missing_dependency_of_broken_import" in import_failure
     typo = answer["load_failures"]["misspelt-hook"]
     assert "plugin 'misspelt-hook' failed to load (validate)" in typo

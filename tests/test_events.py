@@ -17,9 +17,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def scores():
-    return dict(
-        PluginData.objects.filter(plugin_name="lead-scorer").values_list("key", "value")
-    )
+    return dict(PluginData.objects.filter(plugin_name="lead-scorer").values_list("key", "value"))
 
 
 def activity():

@@ -50,8 +50,10 @@ def test_enable_needs_required_settings(registry):
 
 
 def test_enable_unknown_plugin_lists_the_installed_ones(registry):
-    with pytest.raises(services.RegistryError, match="unknown plugin 'crm-synk'; installed plugins: "
-                       "booking-widget, crm-sync, lead-scorer"):
+    with pytest.raises(
+        services.RegistryError,
+        match="unknown plugin 'crm-synk'; installed plugins: booking-widget, crm-sync, lead-scorer",
+    ):
         services.enable("crm-synk")
 
 
@@ -67,21 +69,34 @@ def test_enable_disable_grant_revoke_bump_the_generation(registry):
 
 
 def test_grant_refuses_unknown_and_unrequested_permissions(registry):
-    with pytest.raises(services.RegistryError, match="unknown permission 'read_everything'; known: "
-                       "read_leads, read_bookings, write_bookings"):
+    with pytest.raises(
+        services.RegistryError,
+        match="unknown permission 'read_everything'; known: "
+        "read_leads, read_bookings, write_bookings",
+    ):
         services.set_grant("lead-scorer", "read_everything", True)
-    with pytest.raises(services.RegistryError, match="plugin 'lead-scorer' does not request "
-                       "'write_bookings'; it requests: read_leads"):
+    with pytest.raises(
+        services.RegistryError,
+        match="plugin 'lead-scorer' does not request 'write_bookings'; it requests: read_leads",
+    ):
         services.set_grant("lead-scorer", "write_bookings", True)
 
 
 @pytest.mark.parametrize(
     ("plugin", "values", "message"),
     [
-        ("lead-scorer", {"threshold": "abc"}, "setting 'threshold' (number): 'abc' is not a number"),
+        (
+            "lead-scorer",
+            {"threshold": "abc"},
+            "setting 'threshold' (number): 'abc' is not a number",
+        ),
         ("lead-scorer", {"threshold": "101"}, "setting 'threshold' (number): must be at most 100"),
         ("lead-scorer", {"free_mail_penalty": "maybe"}, "'maybe' is not true or false"),
-        ("crm-sync", {"endpoint": "ftp://crm.example"}, "'ftp://crm.example' is not a valid http(s) URL"),
+        (
+            "crm-sync",
+            {"endpoint": "ftp://crm.example"},
+            "'ftp://crm.example' is not a valid http(s) URL",
+        ),
         ("crm-sync", {"sync_mode": "hourly"}, "'hourly' is not one of 'realtime', 'nightly'"),
         ("crm-sync", {"api_key": ""}, "setting 'api_key' is required"),
         ("crm-sync", {"colour": "red"}, "plugin 'crm-sync' has no setting(s) colour"),
@@ -90,7 +105,9 @@ def test_grant_refuses_unknown_and_unrequested_permissions(registry):
 def test_configure_refuses_invalid_values_and_changes_nothing(registry, plugin, values, message):
     before = list(PluginSetting.objects.values_list("plugin__name", "key", "value"))
     with pytest.raises(services.RegistryError) as exc:
-        services.configure(plugin, {"threshold": "70", **values} if plugin == "lead-scorer" else values)
+        services.configure(
+            plugin, {"threshold": "70", **values} if plugin == "lead-scorer" else values
+        )
     assert message in str(exc.value)
     assert list(PluginSetting.objects.values_list("plugin__name", "key", "value")) == before
 

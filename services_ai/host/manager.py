@@ -43,6 +43,26 @@ class _Impl(NamedTuple):
     call: PluginCall
 
 
+class _Dispatch:
+    """The cached implementations of one (hook, permission) and how often they ran.
+
+    Every implementation in ``impls`` runs once per run, so calls are counted once per run here
+    and folded into each implementation's stats later, instead of once per implementation on
+    the hot path.
+    """
+
+    __slots__ = ("impls", "runs")
+
+    def __init__(self, impls: tuple[_Impl, ...]) -> None:
+        self.impls = impls
+        self.runs = 0
+
+    def fold(self) -> None:
+        for impl in self.impls:
+            impl.stats.calls += self.runs
+        self.runs = 0
+
+
 def plugin_name_of(entry_point: importlib.metadata.EntryPoint) -> str:
     """Return the registry name of the plugin an entry point belongs to: its distribution."""
     dist = entry_point.dist
@@ -77,7 +97,7 @@ class PluginHost:
         self.failures: deque[HookFailure] = deque(maxlen=failure_log_size)
         self.on_failure = on_failure
         self._stats: dict[tuple[str, str], HookStats] = {}
-        self._dispatch: dict[tuple[str, str | None], tuple[_Impl, ...]] = {}
+        self._dispatch: dict[tuple[str, str | None], _Dispatch] = {}
 
     # -- loading -------------------------------------------------------------------------
 
@@ -130,14 +150,14 @@ class PluginHost:
             self.pm.unregister(plugin)
             raise self._record_load_failure(name, "validate", "; ".join(problems))
         self.load_failures.pop(name, None)
-        self._dispatch.clear()
+        self._invalidate()
         logger.info("plugin %s registered", name)
 
     def unregister(self, name: str) -> None:
         """Remove a plugin from dispatch (its module stays imported)."""
         if self.pm.has_plugin(name):
             self.pm.unregister(name=name)
-        self._dispatch.clear()
+        self._invalidate()
 
     def _validate_registered(self, plugin: object) -> list[str]:
         problems = []
@@ -168,7 +188,7 @@ class PluginHost:
         for name in list(self.load_failures):
             if name not in state.enabled:
                 del self.load_failures[name]
-        self._dispatch.clear()
+        self._invalidate()
         self.load_entrypoints(entry_points)
 
     def plugin_names(self) -> list[str]:
@@ -177,12 +197,21 @@ class PluginHost:
 
     # -- dispatch ------------------------------------------------------------------------
 
-    def _implementations(self, hook: str, permission: str | None) -> tuple[_Impl, ...]:
+    def _invalidate(self) -> None:
+        for dispatch in self._dispatch.values():
+            dispatch.fold()
+        self._dispatch.clear()
+
+    def _dispatch_for(self, hook: str, permission: str | None) -> _Dispatch:
         key = (hook, permission)
-        impls = self._dispatch.get(key)
-        if impls is None:
-            impls = self._dispatch[key] = self._build_implementations(hook, permission)
-        return impls
+        dispatch = self._dispatch.get(key)
+        if dispatch is None:
+            impls = self._build_implementations(hook, permission)
+            dispatch = self._dispatch[key] = _Dispatch(impls)
+        return dispatch
+
+    def _implementations(self, hook: str, permission: str | None) -> tuple[_Impl, ...]:
+        return self._dispatch_for(hook, permission).impls
 
     def _build_implementations(self, hook: str, permission: str | None) -> tuple[_Impl, ...]:
         caller = getattr(self.pm.hook, hook, None)
@@ -213,7 +242,8 @@ class PluginHost:
         if hook in SINGLE_PLUGIN_HOOKS:
             raise ValueError(f"hook {hook!r} is called on one plugin only: use call_one()")
         results = []
-        impls = self._implementations(hook, permission_for_call(hook, kwargs))
+        dispatch = self._dispatch_for(hook, permission_for_call(hook, kwargs))
+        dispatch.runs += 1
         # Implementations of one hook almost always take the same arguments: build the
         # argument list once and reuse it while the (interned) argnames stay the same.
         last_argnames: tuple[str, ...] | None = None
@@ -222,7 +252,7 @@ class PluginHost:
         outer = running.call
         before = now()
         try:
-            for plugin, function, argnames, stats, call in impls:
+            for plugin, function, argnames, stats, call in dispatch.impls:
                 if argnames is not last_argnames:
                     args = [kwargs[arg] for arg in argnames]
                     last_argnames = argnames
@@ -234,12 +264,8 @@ class PluginHost:
                     self._hook_failed(plugin, hook, exc)
                     value = None
                 after = now()
-                elapsed = after - before
+                stats.total_ns += after - before
                 before = after
-                stats.calls += 1
-                stats.total_ns += elapsed
-                if elapsed > stats.max_ns:
-                    stats.max_ns = elapsed
                 if value is not None:
                     results.append((plugin, value))
         finally:
@@ -265,11 +291,9 @@ class PluginHost:
                 impl.stats.errors += 1
                 return HookOutcome(plugin, hook, failure=self._hook_failed(plugin, hook, exc))
             finally:
-                elapsed = perf_counter_ns() - start
                 running.call = outer
                 impl.stats.calls += 1
-                impl.stats.total_ns += elapsed
-                impl.stats.max_ns = max(impl.stats.max_ns, elapsed)
+                impl.stats.total_ns += perf_counter_ns() - start
             return HookOutcome(plugin, hook, value=value)
         return HookOutcome(plugin, hook, skipped=f"plugin does not implement {hook!r}")
 
@@ -295,6 +319,8 @@ class PluginHost:
 
     def stats(self) -> dict[tuple[str, str], HookStats]:
         """Return per-(plugin, hook) call counts, error counts and timings."""
+        for dispatch in self._dispatch.values():
+            dispatch.fold()
         return {key: stats for key, stats in self._stats.items() if stats.calls}
 
 

@@ -41,7 +41,6 @@ class HookStats:
     calls: int = 0
     errors: int = 0
     total_ns: int = 0
-    max_ns: int = 0
 
     @property
     def mean_ms(self) -> float:
@@ -53,7 +52,6 @@ class HookStats:
             "errors": self.errors,
             "total_ms": round(self.total_ns / 1e6, 3),
             "mean_ms": round(self.mean_ms, 3),
-            "max_ms": round(self.max_ns / 1e6, 3),
         }
 
 
