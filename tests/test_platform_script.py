@@ -1,0 +1,73 @@
+"""The README's first command really sets up and serves the platform."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.plugin_projects import REPO
+
+pytestmark = pytest.mark.subprocess
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+def status_of(url: str) -> int | None:
+    opener = urllib.request.build_opener(NoRedirect)
+    try:
+        return opener.open(url, timeout=2).status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except OSError:
+        return None
+
+
+def test_platform_script_sets_up_and_serves(tmp_path: Path):
+    port = free_port()
+    home = tmp_path / "home"
+    env = {**os.environ, "SERVICES_AI_HOME": str(home), "PORT": str(port)}
+    env.pop("SERVICES_AI_PLUGIN_PATH", None)
+    log = (tmp_path / "platform.log").open("w")
+    proc = subprocess.Popen(
+        [str(REPO / "scripts" / "platform.sh")],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        status = None
+        while time.monotonic() < deadline and proc.poll() is None:
+            status = status_of(f"http://127.0.0.1:{port}/")
+            if status is not None:
+                break
+            time.sleep(0.5)
+        output = (tmp_path / "platform.log").read_text()
+        assert status == 302, f"dashboard did not answer (status {status}):\n{output}"
+        assert status_of(f"http://127.0.0.1:{port}/admin/login/") == 200
+        assert "created 3 leads and bookings" in output
+        assert "lead-scorer 1.0.0  [enabled]" in output
+        assert (home / "admin-password").stat().st_mode & 0o777 == 0o600
+        assert (home / "plugins" / "site-packages" / "crm_sync" / "manifest.json").is_file()
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+        log.close()
