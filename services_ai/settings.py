@@ -10,6 +10,7 @@ import os
 from urllib.parse import unquote, urlsplit
 
 from services_ai import conf
+from services_ai.events.conf import parse_budgets
 
 HOME = conf.home()
 conf.add_plugin_site_dirs()
@@ -32,6 +33,7 @@ INSTALLED_APPS = [
     "services_ai",
     "services_ai.leads",
     "services_ai.bookings",
+    "services_ai.events",
     "services_ai.dashboard",
     "plugin_registry",
 ]
@@ -107,6 +109,16 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 
+# Event delivery (see services_ai/events/conf.py for every key and its default).
+SERVICES_AI_EVENTS = {
+    "TIME_BUDGET": parse_budgets(os.environ.get("SERVICES_AI_TIME_BUDGET", "30")),
+    "KILL_GRACE": float(os.environ.get("SERVICES_AI_KILL_GRACE", "5")),
+    "MAX_ATTEMPTS": int(os.environ.get("SERVICES_AI_MAX_ATTEMPTS", "5")),
+    "BACKOFF_BASE": float(os.environ.get("SERVICES_AI_BACKOFF_BASE", "2")),
+    "STALE_MARGIN": float(os.environ.get("SERVICES_AI_STALE_MARGIN", "10")),
+    "RETENTION_DAYS": float(os.environ.get("SERVICES_AI_RETENTION_DAYS", "14")),
+}
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
@@ -130,6 +142,7 @@ LOGGING = {
             "handlers": ["console"],
             "level": os.environ.get("SERVICES_AI_LOG_LEVEL", "INFO"),
         },
+        "django_tasks_db": {"handlers": ["console"], "level": "WARNING"},
         "plugin_registry": {
             "handlers": ["console"],
             "level": os.environ.get("SERVICES_AI_LOG_LEVEL", "INFO"),

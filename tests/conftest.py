@@ -11,6 +11,7 @@ import pytest
 
 from tests.plugin_projects import (
     BROKEN_PLUGINS,
+    DELIVERY_PLUGINS,
     EXAMPLES,
     build_wheel,
     install_wheels,
@@ -36,21 +37,32 @@ def example_site(tmp_path_factory, example_wheels) -> Path:
 @pytest.fixture(scope="session")
 def broken_site(tmp_path_factory) -> Path:
     """A folder with plugins that fail to import, misspell a hook or ship a bad manifest."""
-    root = tmp_path_factory.mktemp("broken-projects")
-    out = tmp_path_factory.mktemp("broken-wheels")
+    return _build_site(tmp_path_factory, "broken", BROKEN_PLUGINS)
+
+
+def _build_site(tmp_path_factory, name: str, plugins: dict) -> Path:
+    root = tmp_path_factory.mktemp(f"{name}-projects")
+    out = tmp_path_factory.mktemp(f"{name}-wheels")
     wheels = [
-        build_wheel(write_plugin_project(root, name, main_py, manifest), out)
-        for name, (main_py, manifest) in BROKEN_PLUGINS.items()
+        build_wheel(write_plugin_project(root, dist, main_py, manifest), out)
+        for dist, (main_py, manifest) in plugins.items()
     ]
-    return install_wheels(wheels, tmp_path_factory.mktemp("broken-site"))
+    return install_wheels(wheels, tmp_path_factory.mktemp(f"{name}-site"))
+
+
+@pytest.fixture(scope="session")
+def delivery_site(tmp_path_factory) -> Path:
+    """A folder with plugins that fail on purpose, count re-runs or hang."""
+    return _build_site(tmp_path_factory, "delivery", DELIVERY_PLUGINS)
 
 
 @pytest.fixture(scope="session", autouse=True)
-def examples_on_path(example_site) -> Path:
-    """Make the example plugins installed in this process, through their real wheels."""
-    site.addsitedir(str(example_site))
+def plugins_on_path(example_site, delivery_site) -> list[Path]:
+    """Make the example and delivery plugins installed in this process, from real wheels."""
+    for folder in (example_site, delivery_site):
+        site.addsitedir(str(folder))
     importlib.invalidate_caches()
-    return example_site
+    return [example_site, delivery_site]
 
 
 @pytest.fixture(autouse=True)

@@ -129,3 +129,71 @@ BROKEN_PLUGINS = {
         {"hook_specs": ["lead_created"], "settings": [{"key": "colour", "type": "colour"}]},
     ),
 }
+
+
+# Plugins that exercise event delivery: retries, idempotency and time budgets.
+DELIVERY_PLUGINS = {
+    # Fails its first `fail_attempts` attempts of every delivery, then succeeds.
+    "flaky-plugin": (
+        """
+        from services_ai.plugins import api, hookimpl
+
+        @hookimpl
+        def lead_created(lead):
+            delivery = api.current_delivery()
+            if delivery.attempt <= api.get_settings()["fail_attempts"]:
+                raise RuntimeError(f"flaky failure on attempt {delivery.attempt}")
+            api.set_data(f"ok:{delivery.idempotency_key}", delivery.attempt)
+        """,
+        {
+            "hook_specs": ["lead_created"],
+            "permissions": ["read_leads"],
+            "settings": [{"key": "fail_attempts", "type": "number", "default": 0, "min": 0}],
+        },
+    ),
+    # Does its work once per idempotency key, however often a delivery is re-run.
+    "idempotent-counter": (
+        """
+        from services_ai.plugins import api, hookimpl
+
+        @hookimpl
+        def lead_created(lead):
+            key = api.current_delivery().idempotency_key
+            if api.get_data(f"seen:{key}") is not None:
+                api.set_data(f"rerun:{key}", True)
+                return
+            api.set_data(f"seen:{key}", lead["id"])
+        """,
+        {"hook_specs": ["lead_created"], "permissions": ["read_leads"], "settings": []},
+    ),
+    # Never returns: "sleep" can be interrupted, "block-signals" ignores the interruption.
+    "hang-plugin": (
+        """
+        import signal
+        import time
+
+        from services_ai.plugins import api, hookimpl
+
+        @hookimpl
+        def lead_created(lead):
+            if api.get_settings()["mode"] == "block-signals":
+                signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM, signal.SIGTERM})
+            time.sleep(3600)
+        """,
+        {
+            "hook_specs": ["lead_created"],
+            "permissions": ["read_leads"],
+            "settings": [
+                {
+                    "key": "mode",
+                    "type": "select",
+                    "default": "sleep",
+                    "options": [
+                        {"value": "sleep", "label": "sleep"},
+                        {"value": "block-signals", "label": "block signals and sleep"},
+                    ],
+                }
+            ],
+        },
+    ),
+}

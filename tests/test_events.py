@@ -8,10 +8,13 @@ from datetime import timedelta
 import pytest
 from django.db import transaction
 from django.utils import timezone
+from django_tasks_db.models import DBTaskResult
 
 from plugin_registry.models import PluginData, PluginFailure
 from services_ai.bookings.models import Booking
+from services_ai.events.models import Delivery, Event
 from services_ai.leads.models import Lead
+from services_ai.testing.worker import run_worker_batch
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -25,11 +28,12 @@ def activity():
     return row.value if row else []
 
 
-def test_lead_created_fires_on_commit_with_a_snapshot(registry):
+def test_lead_created_is_delivered_by_the_worker_with_a_snapshot(registry):
     registry.enable("lead-scorer", "read_leads")
     with transaction.atomic():
         lead = Lead.objects.create(name="Ada", email="ada@corp.example", source="referral")
-        assert scores() == {}, "must not fire before the commit"
+    assert scores() == {}, "the request path only records the event"
+    run_worker_batch()
     assert scores() == {f"score:{lead.pk}": {"score": 60, "hot": True}}
 
 
@@ -38,14 +42,18 @@ def test_rolled_back_lead_emits_nothing(registry):
     with pytest.raises(RuntimeError), transaction.atomic():
         Lead.objects.create(name="Rolled back", source="referral")
         raise RuntimeError("abort")
+    run_worker_batch()
     assert scores() == {}
     assert not Lead.objects.exists()
+    assert not Event.objects.exists() and not DBTaskResult.objects.exists()
 
 
 def test_plugin_without_read_leads_receives_no_lead_created(registry):
     registry.enable("lead-scorer")  # enabled, read_leads not granted
     Lead.objects.create(name="Ada")
+    run_worker_batch()
     assert scores() == {}
+    assert not Delivery.objects.exists()
 
 
 def test_booking_updated_gets_the_real_previous_state(registry):
@@ -58,21 +66,12 @@ def test_booking_updated_gets_the_real_previous_state(registry):
     booking.notes = "bring ladder"
     booking.save()
     booking.save()  # nothing changed: no event
+    run_worker_batch()
     events = [entry["event"] for entry in activity()]
     assert events == ["created", "status changed from requested to confirmed", "updated"]
 
 
-def test_previous_state_snapshot_holds_values_before_the_update(registry, monkeypatch):
-    from services_ai import events
-
-    delivered = []
-    real_deliver = events.deliver
-
-    def recording_deliver(hook, snapshots):
-        delivered.append((hook, snapshots))
-        real_deliver(hook, snapshots)
-
-    monkeypatch.setattr(events, "deliver", recording_deliver)
+def test_previous_state_snapshot_holds_values_before_the_update(registry):
     registry.enable("booking-widget", "read_bookings")
     lead = Lead.objects.create(name="Ada")
     start = timezone.now()
@@ -81,16 +80,20 @@ def test_previous_state_snapshot_holds_values_before_the_update(registry, monkey
     booking.status = Booking.Status.CANCELLED
     booking.save()
 
-    hooks = [hook for hook, _ in delivered]
-    assert hooks == ["lead_created", "booking_created", "booking_updated"]
-    snapshots = delivered[-1][1]
-    after, before = snapshots["booking"], snapshots["previous_state"]
+    assert list(Event.objects.order_by("id").values_list("hook", flat=True)) == [
+        "lead_created",
+        "booking_created",
+        "booking_updated",
+    ]
+    payload = Event.objects.get(hook="booking_updated").payload
+    after, before = payload["booking"], payload["previous_state"]
     # previous_state is the row as stored, not the instance's stale in-memory values.
     assert before["service"] == "Garden" and before["status"] == "requested"
     assert after["service"] == "Boiler" and after["status"] == "cancelled"
     assert before["id"] == after["id"] == booking.pk
     assert after["start"].endswith("+00:00")
-    json.dumps(snapshots)  # JSON-serialisable, no model instances
+    json.dumps(payload)  # JSON-serialisable, no model instances
+    run_worker_batch()
     assert activity()[-1]["event"] == "status changed from requested to cancelled"
 
 
@@ -105,6 +108,7 @@ def test_a_raising_plugin_does_not_stop_another_and_is_recorded(registry, monkey
     broken.services_ai_impl = crm_sync.main.lead_created.services_ai_impl
     monkeypatch.setattr(crm_sync.main, "lead_created", broken)
     lead = Lead.objects.create(name="Ada", source="referral")
+    run_worker_batch()
     assert f"score:{lead.pk}" in scores()
     failure = PluginFailure.objects.get()
     assert (failure.plugin_name, failure.hook) == ("crm-sync", "lead_created")

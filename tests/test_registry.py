@@ -52,7 +52,8 @@ def test_enable_needs_required_settings(registry):
 def test_enable_unknown_plugin_lists_the_installed_ones(registry):
     with pytest.raises(
         services.RegistryError,
-        match="unknown plugin 'crm-synk'; installed plugins: booking-widget, crm-sync, lead-scorer",
+        match="unknown plugin 'crm-synk'; installed plugins: booking-widget, crm-sync, "
+        "flaky-plugin, hang-plugin, idempotent-counter, lead-scorer",
     ):
         services.enable("crm-synk")
 

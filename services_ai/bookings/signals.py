@@ -1,7 +1,7 @@
 from django.db.models.signals import post_save, pre_save
 from django.dispatch import receiver
 
-from services_ai.events import emit_on_commit
+from services_ai.events import record_event
 
 from .models import Booking
 
@@ -14,7 +14,8 @@ def remember_stored_state(sender, instance: Booking, raw: bool = False, **kwargs
     """Read the row as stored before this save: ``previous_state`` must be the real values."""
     instance._stored_snapshot = None
     if instance.pk is not None and not raw:
-        stored = Booking.objects.filter(pk=instance.pk).first()
+        # Inside save()'s transaction: the row is locked until the event is recorded.
+        stored = Booking.objects.select_for_update().filter(pk=instance.pk).first()
         instance._stored_snapshot = stored.snapshot() if stored else None
 
 
@@ -24,10 +25,10 @@ def booking_saved(sender, instance: Booking, created: bool, raw: bool = False, *
         return
     current = instance.snapshot()
     if created:
-        emit_on_commit("booking_created", booking=current)
+        record_event("booking_created", booking=current)
         return
     previous = getattr(instance, "_stored_snapshot", None)
     if previous is None:
         return
     if any(current[key] != previous[key] for key in current if key not in _IGNORED):
-        emit_on_commit("booking_updated", booking=current, previous_state=previous)
+        record_event("booking_updated", booking=current, previous_state=previous)

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from django.db import models
+from django.db import models, transaction
 from django.utils.translation import gettext_lazy as _
 
 from services_ai.plugins.types import SNAPSHOT_VERSION, LeadSnapshot
@@ -51,6 +51,11 @@ class Lead(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args, **kwargs) -> None:
+        # One transaction for the row and its event: the event is recorded by post_save.
+        with transaction.atomic(using=kwargs.get("using")):
+            super().save(*args, **kwargs)
 
     def snapshot(self) -> LeadSnapshot:
         """Return the JSON-serialisable snapshot plugins receive."""

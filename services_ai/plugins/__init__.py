@@ -11,7 +11,7 @@ internal and may change without notice.
 """
 
 from . import api
-from .context import PluginCall, acting_as
+from .context import DeliveryInfo, PluginCall, acting_as
 from .exceptions import (
     ManifestError,
     NoPluginContext,
@@ -42,6 +42,7 @@ __all__ = [
     "SINGLE_PLUGIN_HOOKS",
     "SNAPSHOT_VERSION",
     "BookingSnapshot",
+    "DeliveryInfo",
     "Export",
     "LeadSnapshot",
     "ManifestError",

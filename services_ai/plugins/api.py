@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from .context import current_call
+from .context import DeliveryInfo, current_call, running
 from .exceptions import PluginPermissionDenied
 from .types import BookingSnapshot, LeadSnapshot
 
 __all__ = [
     "create_booking",
+    "current_delivery",
     "current_plugin",
     "delete_data",
     "get_booking",
@@ -39,6 +40,17 @@ def _require(permission: str) -> str:
 def current_plugin() -> str:
     """Return the registry name of the plugin whose code is running."""
     return current_call().plugin
+
+
+def current_delivery() -> DeliveryInfo | None:
+    """Return the delivery being run (idempotency key, attempt, event id), or ``None``.
+
+    Event hooks run by a worker may run more than once for the same event (a retry after a
+    failure, or after a worker died mid-call). A plugin with outside effects should remember
+    ``idempotency_key`` and do nothing the second time.
+    """
+    current_call()
+    return running.delivery
 
 
 def list_leads(filters: dict[str, str] | None = None, limit: int = 100) -> list[LeadSnapshot]:

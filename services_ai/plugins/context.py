@@ -21,8 +21,18 @@ class PluginCall:
     granted: frozenset[str]
 
 
+@dataclass(frozen=True, slots=True)
+class DeliveryInfo:
+    """The event delivery a hook call belongs to (event hooks run by a worker)."""
+
+    idempotency_key: str  # the same for every attempt of one delivery
+    attempt: int  # 1 for the first attempt
+    event_id: int
+
+
 class _Running(threading.local):
     call: PluginCall | None = None
+    delivery: DeliveryInfo | None = None
 
 
 running = _Running()

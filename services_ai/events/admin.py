@@ -1,0 +1,27 @@
+from django.contrib import admin, messages
+
+from .delivery import retry
+from .models import Delivery, Event
+
+
+@admin.register(Event)
+class EventAdmin(admin.ModelAdmin):
+    list_display = ("id", "hook", "created_at", "fanned_out_at")
+    list_filter = ("hook",)
+    readonly_fields = ("hook", "payload", "created_at", "fanned_out_at")
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(admin.ModelAdmin):
+    list_display = ("id", "hook", "plugin_name", "status", "attempts", "duration_ms", "created_at")
+    list_filter = ("status", "plugin_name", "hook")
+    readonly_fields = [f.name for f in Delivery._meta.fields]
+    actions = ["retry_now"]
+
+    @admin.action(description="Retry the selected dead or failed deliveries")
+    def retry_now(self, request, queryset):
+        count = retry(list(queryset))
+        self.message_user(request, f"retrying {count} deliveries", messages.SUCCESS)
+
+    def has_add_permission(self, request) -> bool:
+        return False

@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class EventsConfig(AppConfig):
+    name = "services_ai.events"
+    label = "events"
+    verbose_name = "Event delivery"

@@ -1,0 +1,231 @@
+"""Running deliveries: claim, call the plugin within its time budget, record, retry or die."""
+
+from __future__ import annotations
+
+import logging
+import random
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from services_ai.host.records import HookOutcome
+from services_ai.plugins.context import DeliveryInfo, running
+
+from . import conf
+from .models import Delivery, Event
+from .subscribers import subscribers, why_not_deliverable
+
+logger = logging.getLogger("services_ai.events")
+
+Status = Delivery.Status
+
+
+class DeliveryTimeout(Exception):
+    """Raised inside plugin code when a delivery exceeds its hook's time budget."""
+
+
+def backoff(attempts: int) -> timedelta:
+    """Return the wait before the next attempt: exponential in ``attempts``, with jitter."""
+    base, cap = float(conf.get("BACKOFF_BASE")), float(conf.get("BACKOFF_MAX"))
+    delay = min(cap, base * 2 ** max(0, attempts - 1))
+    return timedelta(seconds=delay / 2 + random.uniform(0, delay / 2))
+
+
+def enqueue_delivery(delivery: Delivery, run_after: datetime | None = None) -> None:
+    """Enqueue the task that runs ``delivery`` (in the caller's transaction)."""
+    from .tasks import deliver
+
+    task = deliver.using(run_after=run_after) if run_after else deliver
+    task.enqueue(delivery.pk)
+
+
+def fan_out_event(event_id: int) -> int:
+    """Create the deliveries of one event once, however often this runs."""
+    with transaction.atomic():
+        event = Event.objects.select_for_update().filter(pk=event_id).first()
+        if event is None or event.fanned_out_at is not None:
+            return 0
+        names = subscribers(event.hook)
+        max_attempts = int(conf.get("MAX_ATTEMPTS"))
+        for name in names:
+            delivery = Delivery.objects.create(
+                event=event, plugin_name=name, hook=event.hook, max_attempts=max_attempts
+            )
+            enqueue_delivery(delivery)
+        event.fanned_out_at = timezone.now()
+        event.save(update_fields=["fanned_out_at"])
+    return len(names)
+
+
+def _claim(delivery_id: int, worker_id: str) -> Delivery | str:
+    """Mark the delivery running for this worker; return why not if it is not due."""
+    now = timezone.now()
+    with transaction.atomic():
+        delivery = Delivery.objects.select_for_update().filter(pk=delivery_id).first()
+        if delivery is None:
+            return "missing"
+        if delivery.status in (Status.SUCCEEDED, Status.DEAD, Status.SKIPPED):
+            return f"already {delivery.status}"
+        if delivery.status == Status.RUNNING and delivery.lease_expires_at > now:
+            return "running elsewhere"
+        if delivery.status != Status.RUNNING and delivery.next_attempt_at > now:
+            return "not due yet"
+        reason = why_not_deliverable(delivery.plugin_name, delivery.hook)
+        if reason:
+            _finish(delivery, Status.SKIPPED, now=now, skip_reason=reason)
+            logger.info("skipped %s: %s", delivery, reason)
+            return "skipped"
+        delivery.status = Status.RUNNING
+        delivery.attempts += 1
+        delivery.started_at = now
+        delivery.lease_expires_at = now + conf.lease(delivery.hook)
+        delivery.worker_id = worker_id[:64]
+        delivery.save(
+            update_fields=["status", "attempts", "started_at", "lease_expires_at", "worker_id"]
+        )
+    return delivery
+
+
+def run_delivery(delivery_id: int, *, worker_id: str = "") -> str:
+    """Run one delivery now, if it is due; record the outcome and schedule a retry."""
+    from services_ai.host.runtime import get_host
+
+    claimed = _claim(delivery_id, worker_id)
+    if isinstance(claimed, str):
+        return claimed
+    delivery = claimed
+    info = DeliveryInfo(
+        idempotency_key=delivery.idempotency_key,
+        attempt=delivery.attempts,
+        event_id=delivery.event_id,
+    )
+    budget = conf.time_budget(delivery.hook)
+    started = time.perf_counter()
+    try:
+        host = get_host()
+        with _delivering(info), time_limit(budget):
+            outcome = host.call_one(delivery.plugin_name, delivery.hook, **delivery.event.payload)
+        if outcome.skipped and delivery.plugin_name in host.load_failures:
+            failure = host.load_failures[delivery.plugin_name]
+            outcome = _failed(delivery, str(failure), failure.traceback)
+    except DeliveryTimeout as exc:  # fired between the plugin's return and the timer's end
+        outcome = _failed(delivery, f"DeliveryTimeout: {exc}", "")
+    duration_ms = (time.perf_counter() - started) * 1000
+    return record_outcome(delivery, outcome, duration_ms)
+
+
+def _failed(delivery: Delivery, message: str, traceback: str) -> HookOutcome:
+    from services_ai.host.records import HookFailure
+
+    failure = HookFailure(delivery.plugin_name, delivery.hook, message, traceback)
+    return HookOutcome(delivery.plugin_name, delivery.hook, failure=failure)
+
+
+def record_outcome(delivery: Delivery, outcome: HookOutcome, duration_ms: float) -> str:
+    """Store what happened to one attempt, unless the delivery was taken over meanwhile."""
+    now = timezone.now()
+    with transaction.atomic():
+        current = (
+            Delivery.objects.select_for_update()
+            .filter(pk=delivery.pk, status=Status.RUNNING, attempts=delivery.attempts)
+            .first()
+        )
+        if current is None:
+            logger.warning("%s was taken over while running; its outcome is dropped", delivery)
+            return "taken over"
+        current.duration_ms = duration_ms
+        if outcome.failure is not None:
+            return fail_attempt(current, outcome.failure.message, outcome.failure.traceback, now)
+        if outcome.skipped:
+            _finish(current, Status.SKIPPED, now=now, skip_reason=outcome.skipped[:300])
+            return "skipped"
+        _finish(current, Status.SUCCEEDED, now=now)
+        return "succeeded"
+
+
+def fail_attempt(delivery: Delivery, message: str, traceback: str, now: datetime) -> str:
+    """Record a failed attempt: schedule a retry, or mark the delivery dead."""
+    delivery.last_error = message[:5000]
+    delivery.last_traceback = traceback[-20000:]
+    if delivery.attempts >= delivery.max_attempts:
+        _finish(delivery, Status.DEAD, now=now)
+        logger.error("%s is dead after %d attempts: %s", delivery, delivery.attempts, message)
+        return "dead"
+    delivery.next_attempt_at = now + backoff(delivery.attempts)
+    _finish(delivery, Status.FAILED, now=now)
+    enqueue_delivery(delivery, run_after=delivery.next_attempt_at)
+    logger.warning(
+        "%s failed (attempt %d of %d), retry at %s: %s",
+        delivery,
+        delivery.attempts,
+        delivery.max_attempts,
+        delivery.next_attempt_at.isoformat(timespec="seconds"),
+        message,
+    )
+    return "failed"
+
+
+def _finish(delivery: Delivery, status: str, *, now: datetime, skip_reason: str = "") -> None:
+    delivery.status = status
+    delivery.finished_at = now
+    delivery.lease_expires_at = None
+    if skip_reason:
+        delivery.skip_reason = skip_reason
+    delivery.save()
+
+
+@contextmanager
+def _delivering(info: DeliveryInfo) -> Iterator[None]:
+    outer = running.delivery
+    running.delivery = info
+    try:
+        yield
+    finally:
+        running.delivery = outer
+
+
+def _raise_timeout(signum: int, frame: object) -> None:
+    raise DeliveryTimeout("exceeded the time budget of this hook")
+
+
+@contextmanager
+def time_limit(seconds: float) -> Iterator[None]:
+    """Interrupt the block with DeliveryTimeout after ``seconds`` (main thread only).
+
+    Code that blocks the signal or never returns to Python is not interrupted: the worker
+    supervisor kills and replaces such a process once the lease (budget + grace) has passed.
+    """
+    if threading.current_thread() is not threading.main_thread() or seconds <= 0:
+        yield
+        return
+    previous = signal.signal(signal.SIGALRM, _raise_timeout)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def retry(deliveries: list[Delivery]) -> int:
+    """Give dead or failed deliveries a fresh set of attempts now; return how many."""
+    count = 0
+    now = timezone.now()
+    with transaction.atomic():
+        for delivery in deliveries:
+            if delivery.status not in (Status.DEAD, Status.FAILED):
+                continue
+            delivery.status = Status.PENDING
+            delivery.max_attempts = delivery.attempts + int(conf.get("MAX_ATTEMPTS"))
+            delivery.next_attempt_at = now
+            delivery.finished_at = None
+            delivery.save()
+            enqueue_delivery(delivery)
+            count += 1
+    return count

@@ -1,0 +1,71 @@
+"""Delivery statistics per plugin, and pruning of old deliveries."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import timedelta
+from typing import Any
+
+from django.db.models import Count
+from django.utils import timezone
+from django_tasks_db.models import DBTaskResult
+
+from . import conf
+from .models import Delivery, Event
+
+SAMPLE = 10_000  # durations per plugin used for the percentiles
+
+
+def percentile(sorted_values: list[float], fraction: float) -> float | None:
+    """Return the nearest-rank percentile of already sorted values."""
+    if not sorted_values:
+        return None
+    rank = max(1, round(fraction * len(sorted_values) + 0.5))
+    return sorted_values[min(rank, len(sorted_values)) - 1]
+
+
+def delivery_stats() -> list[dict[str, Any]]:
+    """Per plugin: counts by status and p50/p95 duration of the latest succeeded deliveries."""
+    counts: dict[str, dict[str, int]] = defaultdict(dict)
+    for row in Delivery.objects.values("plugin_name", "status").annotate(n=Count("id")):
+        counts[row["plugin_name"]][row["status"]] = row["n"]
+    rows = []
+    for plugin in sorted(counts):
+        durations = sorted(
+            Delivery.objects.filter(plugin_name=plugin, status=Delivery.Status.SUCCEEDED)
+            .exclude(duration_ms=None)
+            .order_by("-id")
+            .values_list("duration_ms", flat=True)[:SAMPLE]
+        )
+        by_status = counts[plugin]
+        rows.append(
+            {
+                "plugin": plugin,
+                "delivered": by_status.get("succeeded", 0),
+                "failed": by_status.get("failed", 0),
+                "dead": by_status.get("dead", 0),
+                "skipped": by_status.get("skipped", 0),
+                "pending": by_status.get("pending", 0) + by_status.get("running", 0),
+                "p50_ms": percentile(durations, 0.50),
+                "p95_ms": percentile(durations, 0.95),
+            }
+        )
+    return rows
+
+
+def prune(days: float | None = None) -> dict[str, int]:
+    """Delete succeeded and skipped deliveries, finished tasks and emptied events past retention."""
+    cutoff = timezone.now() - timedelta(days=conf.get("RETENTION_DAYS") if days is None else days)
+    deliveries, _ = Delivery.objects.filter(
+        status__in=[Delivery.Status.SUCCEEDED, Delivery.Status.SKIPPED], finished_at__lt=cutoff
+    ).delete()
+    events, _ = (
+        Event.objects.filter(fanned_out_at__lt=cutoff)
+        .annotate(n=Count("deliveries"))
+        .filter(n=0)
+        .delete()
+    )
+    tasks, _ = DBTaskResult.objects.filter(
+        status__in=["SUCCESSFUL", "FAILED"], finished_at__lt=cutoff
+    ).delete()
+    return {"deliveries": deliveries, "events": events, "tasks": tasks}
