@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from functools import cache
 from importlib.metadata import Distribution, EntryPoint
@@ -121,6 +122,10 @@ def manifest_file_of(dist: Distribution, entry_point: EntryPoint) -> Path | None
     for file in dist.files or []:
         if file.as_posix() == wanted:
             return Path(str(dist.locate_file(file)))
+    # An editable install lists no package files; locating a top-level package imports nothing.
+    spec = importlib.util.find_spec(package)
+    if spec is not None and spec.submodule_search_locations:
+        return Path(next(iter(spec.submodule_search_locations))) / MANIFEST_NAME
     return None
 
 

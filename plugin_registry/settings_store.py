@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .models import Plugin, PluginSetting
-from .setting_types import is_set
+from .setting_types import coerce_setting, is_set
 
 
 def effective_settings(plugin_name: str) -> dict[str, Any]:
@@ -17,9 +17,17 @@ def effective_settings(plugin_name: str) -> dict[str, Any]:
     return {
         spec["key"]: stored[spec["key"]]
         if stored.get(spec["key"]) is not None
-        else spec.get("default")
+        else _default(spec, plugin_name)
         for spec in plugin.setting_specs
     }
+
+
+def _default(spec: dict, plugin_name: str) -> Any:
+    # Defaults were validated with the manifest; coercing gives them the configured values' types.
+    default = spec.get("default")
+    if default is None:
+        return None
+    return coerce_setting({**spec, "required": False}, default, plugin=plugin_name)
 
 
 def missing_required(plugin: Plugin) -> list[str]:

@@ -95,7 +95,7 @@ class Booking(models.Model):
             "id": self.pk,
             "lead_id": self.lead_id,
             "service": self.service,
-            "status": self.status,
+            "status": str(self.status),  # a plain str, not the Status enum member
             "start": iso(self.start),
             "end": iso(self.end),
             "notes": self.notes,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from datetime import timedelta
 from typing import Any
@@ -20,7 +21,7 @@ def percentile(sorted_values: list[float], fraction: float) -> float | None:
     """Return the nearest-rank percentile of already sorted values."""
     if not sorted_values:
         return None
-    rank = max(1, round(fraction * len(sorted_values) + 0.5))
+    rank = max(1, math.ceil(fraction * len(sorted_values)))
     return sorted_values[min(rank, len(sorted_values)) - 1]
 
 

@@ -8,6 +8,7 @@ implementations per hook is cached and rebuilt only when registrations or grants
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import importlib.metadata
 import logging
@@ -94,6 +95,7 @@ class PluginHost:
         self.pm.add_hookspecs(hookspecs)
         self.state = state or RegistryState()
         self.load_failures: dict[str, LoadFailure] = {}
+        self._given: dict[str, object] = {}  # plugins handed to create_host, not entry points
         self.failures: deque[HookFailure] = deque(maxlen=failure_log_size)
         self.on_failure = on_failure
         self._stats: dict[tuple[str, str], HookStats] = {}
@@ -165,7 +167,7 @@ class PluginHost:
             for impl in caller.get_hookimpls():
                 if impl.plugin is not plugin:
                     continue
-                if caller.spec is None and not impl.optionalhook:
+                if caller.spec is None:  # the hooks are fixed: optionalhook changes nothing
                     problems.append(_unknown_hook_message(caller.name))
                 elif impl.hookwrapper or impl.wrapper:
                     problems.append(f"hook {caller.name!r}: wrappers are not supported")
@@ -180,11 +182,17 @@ class PluginHost:
         return PluginLoadError(message, plugin=name)
 
     def apply_state(self, state: RegistryState, entry_points: Any = None) -> None:
-        """Switch to a newer registry snapshot: unload disabled plugins, load enabled ones."""
+        """Switch to a newer registry snapshot: grants apply at once; a changed set of enabled
+        plugins is registered again in name order, so every process calls them in one order."""
+        enabled_changed = state.enabled != self.state.enabled
         self.state = state
-        for name in self.plugin_names():
-            if name not in state.enabled:
+        if enabled_changed:
+            for name in self.plugin_names():
                 self.unregister(name)
+            for name, plugin in self._given.items():
+                if name in state.enabled:
+                    with contextlib.suppress(PluginLoadError):  # recorded by register()
+                        self.register(plugin, name)
         for name in list(self.load_failures):
             if name not in state.enabled:
                 del self.load_failures[name]
@@ -343,6 +351,7 @@ def create_host(
     """
     host = PluginHost(state, on_failure=on_failure)
     for name, plugin in plugins:
+        host._given[name] = plugin
         try:
             host.register(plugin, name)
         except PluginLoadError:

@@ -37,6 +37,10 @@ def _require(permission: str) -> str:
     return call.plugin
 
 
+def _clamp(limit: int) -> int:
+    return max(0, min(int(limit), MAX_LIMIT))
+
+
 def current_plugin() -> str:
     """Return the registry name of the plugin whose code is running."""
     return current_call().plugin
@@ -60,7 +64,7 @@ def list_leads(filters: dict[str, str] | None = None, limit: int = 100) -> list[
     from services_ai.leads.models import Lead
 
     leads = Lead.objects.filtered(filters or {}).order_by("-created_at", "-id")
-    return [lead.snapshot() for lead in leads[: min(limit, MAX_LIMIT)]]
+    return [lead.snapshot() for lead in leads[: _clamp(limit)]]
 
 
 def get_lead(lead_id: int) -> LeadSnapshot | None:
@@ -79,7 +83,7 @@ def list_bookings(filters: dict[str, str] | None = None, limit: int = 100) -> li
     from services_ai.bookings.models import Booking
 
     bookings = Booking.objects.filtered(filters or {}).order_by("start", "id")
-    return [booking.snapshot() for booking in bookings[: min(limit, MAX_LIMIT)]]
+    return [booking.snapshot() for booking in bookings[: _clamp(limit)]]
 
 
 def get_booking(booking_id: int) -> BookingSnapshot | None:
@@ -96,8 +100,9 @@ def create_booking(
 ) -> BookingSnapshot:
     """Create a booking (status ``requested``) for an existing lead. Needs ``write_bookings``.
 
-    ``start`` and ``end`` are ISO 8601 datetimes with a timezone. Raises ``ValueError`` for an
-    unknown lead or an end before the start; ``booking_created`` fires after commit as usual.
+    ``start`` and ``end`` are ISO 8601 datetimes (without a timezone: UTC) or dates (midnight
+    UTC). Raises ``ValueError`` for an unknown lead or an end before the start. The booking's
+    ``booking_created`` event is recorded with it and delivered by a worker as usual.
     """
     plugin = _require("write_bookings")
     from services_ai.bookings.models import Booking

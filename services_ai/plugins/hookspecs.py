@@ -48,7 +48,7 @@ def booking_updated(booking: BookingSnapshot, previous_state: BookingSnapshot) -
 
 @hookspec
 def dashboard_widget(context: WidgetContext) -> Widget | None:
-    """Called when the dashboard renders this plugin's card, each card in its own request.
+    """Called on this plugin when the dashboard renders its card.
 
     :param context: who is looking and when (:class:`~services_ai.plugins.types.WidgetContext`).
 
