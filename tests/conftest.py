@@ -100,16 +100,19 @@ class Registry:
 class SAI:
     """Runs the ``services-ai`` command in child processes with its own home and plugin path."""
 
-    def __init__(self, home: Path, plugin_path: list[Path]):
+    def __init__(self, home: Path, plugin_path: list[Path], database_url: str = "", **env: str):
         self.home = home
         self.env = {
             **os.environ,
             "SERVICES_AI_HOME": str(home),
             "SERVICES_AI_PLUGIN_PATH": os.pathsep.join(map(str, plugin_path)),
             "DJANGO_SETTINGS_MODULE": "services_ai.settings",
+            **env,
         }
         self.env.pop("SERVICES_AI_TEST_HOME", None)
         self.env.pop("DATABASE_URL", None)
+        if database_url:
+            self.env["DATABASE_URL"] = database_url
         self.executable = str(Path(sys.executable).parent / "services-ai")
 
     def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
