@@ -107,7 +107,13 @@ DATABASES = {
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+# Fan-outs and deliveries have queues of their own, so operators can watch and size them apart.
+TASKS = {
+    "default": {
+        "BACKEND": "django_tasks_db.DatabaseBackend",
+        "QUEUES": ["default", "events", "deliveries"],
+    }
+}
 
 # Event delivery (see services_ai/events/conf.py for every key and its default).
 SERVICES_AI_EVENTS = {

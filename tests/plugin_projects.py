@@ -2,100 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
+
+from services_ai.testing.wheels import build_wheel, install_wheels, write_plugin_project
+
+__all__ = ["build_wheel", "install_wheels", "write_plugin_project"]
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "example_plugins"
-UV = Path(sys.executable).parent / "uv"
-
-
-def build_wheel(project: Path, outdir: Path) -> Path:
-    """Build ``project`` into a wheel in ``outdir`` (offline, no build isolation)."""
-    before = set(outdir.glob("*.whl"))
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "build",
-            "--wheel",
-            "--no-isolation",
-            "--outdir",
-            str(outdir),
-            str(project),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    built = set(outdir.glob("*.whl")) - before
-    assert len(built) == 1, f"expected one new wheel from {project}, got {built}"
-    return built.pop()
-
-
-def install_wheels(wheels: list[Path], target: Path) -> Path:
-    """Install wheels into ``target`` like the platform's local plugin folder (no deps)."""
-    subprocess.run(
-        [
-            str(UV),
-            "pip",
-            "install",
-            "--no-config",
-            "-q",
-            "--no-deps",
-            "--target",
-            str(target),
-            "--python",
-            sys.executable,
-            *map(str, wheels),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return target
-
-
-def write_plugin_project(
-    root: Path,
-    dist: str,
-    main_py: str,
-    manifest: dict | str,
-    *,
-    version: str = "1.0.0",
-) -> Path:
-    """Write a minimal plugin project (pyproject, package, main.py, manifest.json)."""
-    package = dist.replace("-", "_")
-    project = root / dist
-    (project / package).mkdir(parents=True)
-    (project / "pyproject.toml").write_text(
-        textwrap.dedent(
-            f"""
-            [build-system]
-            requires = ["hatchling"]
-            build-backend = "hatchling.build"
-
-            [project]
-            name = "{dist}"
-            version = "{version}"
-            description = "Test plugin {dist}"
-            authors = [{{name = "Test Author", email = "test@example.com"}}]
-            dependencies = ["services-ai>=0.1"]
-
-            [project.entry-points.services_ai]
-            {dist} = "{package}.main"
-
-            [tool.hatch.build.targets.wheel]
-            packages = ["{package}"]
-            """
-        )
-    )
-    (project / package / "__init__.py").write_text("")
-    (project / package / "main.py").write_text(textwrap.dedent(main_py))
-    text = manifest if isinstance(manifest, str) else json.dumps(manifest, indent=2)
-    (project / package / "manifest.json").write_text(text)
-    return project
 
 
 BROKEN_PLUGINS = {

@@ -23,3 +23,27 @@ def test_dispatch_benchmark_runs_and_prints_a_row_per_size():
     rows = [line.split() for line in result.stdout.splitlines()[1:]]
     assert [row[0] for row in rows] == ["1", "10", "50"]
     assert all(float(row[-1]) > 0 for row in rows)
+
+
+def test_events_benchmark_runs_and_prints_both_tables():
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "bench" / "events.py"),
+            "--saves",
+            "20",
+            "--deliveries",
+            "30",
+            "--no-postgres",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
+    lines = result.stdout.splitlines()
+    ratios = [line.split()[-1] for line in lines if "subscribed plugin(s)" in line]
+    assert len(ratios) == 3 and all(float(r) > 0 for r in ratios)
+    rates = [line.split() for line in lines if line.startswith("sqlite")]
+    assert [row[1] for row in rates] == ["1", "2"]
+    assert all(float(row[2]) > 0 for row in rates)

@@ -79,10 +79,8 @@ def test_revoked_permission_after_enqueue_skips_with_a_reason(registry):
     registry.enable("idempotent-counter", "read_leads")
     registry.enable("flaky-plugin", "read_leads")
     Lead.objects.create(name="Ada")
-    from services_ai.events.delivery import fan_out_event
-    from services_ai.events.models import Event
-
-    fan_out_event(Event.objects.get().pk)  # deliveries exist and are enqueued
+    run_worker_batch(queues=("events",))  # fanned out: deliveries exist and are enqueued
+    assert set(Delivery.objects.values_list("status", flat=True)) == {"pending"}
     services.set_grant("idempotent-counter", "read_leads", False)
     services.disable("flaky-plugin")
     run_worker_batch()

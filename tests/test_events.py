@@ -80,6 +80,7 @@ def test_previous_state_snapshot_holds_values_before_the_update(registry):
     booking.status = Booking.Status.CANCELLED
     booking.save()
 
+    run_worker_batch(queues=("events",))
     assert list(Event.objects.order_by("id").values_list("hook", flat=True)) == [
         "lead_created",
         "booking_created",

@@ -6,9 +6,9 @@ from .models import Delivery, Event
 
 @admin.register(Event)
 class EventAdmin(admin.ModelAdmin):
-    list_display = ("id", "hook", "created_at", "fanned_out_at")
+    list_display = ("id", "hook", "occurred_at", "fanned_out_at")
     list_filter = ("hook",)
-    readonly_fields = ("hook", "payload", "created_at", "fanned_out_at")
+    readonly_fields = ("hook", "payload", "task_id", "occurred_at", "fanned_out_at")
 
 
 @admin.register(Delivery)

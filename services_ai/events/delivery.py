@@ -45,11 +45,20 @@ def enqueue_delivery(delivery: Delivery, run_after: datetime | None = None) -> N
     task.enqueue(delivery.pk)
 
 
-def fan_out_event(event_id: int) -> int:
-    """Create the deliveries of one event once, however often this runs."""
+def fan_out_event(
+    task_id: str, hook: str, payload: dict, *, occurred_at: datetime | None = None
+) -> int:
+    """Record the event of one fan-out task and its deliveries, once however often this runs."""
     with transaction.atomic():
-        event = Event.objects.select_for_update().filter(pk=event_id).first()
-        if event is None or event.fanned_out_at is not None:
+        event, created = Event.objects.select_for_update().get_or_create(
+            task_id=task_id,
+            defaults={
+                "hook": hook,
+                "payload": payload,
+                "occurred_at": occurred_at or timezone.now(),
+            },
+        )
+        if not created and event.fanned_out_at is not None:
             return 0
         names = subscribers(event.hook)
         max_attempts = int(conf.get("MAX_ATTEMPTS"))

@@ -6,11 +6,14 @@ from django.utils.translation import gettext_lazy as _
 
 
 class Event(models.Model):
-    """A domain event, recorded in the transaction that caused it."""
+    """A domain event, as fanned out by a worker from the task its transaction enqueued."""
 
     hook = models.CharField(_("hook"), max_length=100)
     payload = models.JSONField(_("payload"), help_text=_("the hook's keyword arguments"))
-    created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
+    task_id = models.UUIDField(
+        _("task"), unique=True, null=True, blank=True, help_text=_("the fan-out task it came in")
+    )
+    occurred_at = models.DateTimeField(_("occurred at"), default=timezone.now, db_index=True)
     fanned_out_at = models.DateTimeField(_("fanned out at"), null=True, blank=True)
 
     class Meta:

@@ -7,13 +7,15 @@ from django_tasks import TaskContext, task
 from .delivery import fan_out_event, run_delivery
 
 
-@task()
-def fan_out(event_id: int) -> int:
-    """Create one delivery per subscribed plugin and enqueue each; return how many."""
-    return fan_out_event(event_id)
+@task(takes_context=True, queue_name="events")
+def fan_out(context: TaskContext, hook: str, payload: dict) -> int:
+    """Record the event, create one delivery per subscribed plugin, enqueue each; return how
+    many."""
+    result = context.task_result
+    return fan_out_event(result.id, hook, payload, occurred_at=result.enqueued_at)
 
 
-@task(takes_context=True)
+@task(takes_context=True, queue_name="deliveries")
 def deliver(context: TaskContext, delivery_id: int) -> str:
     """Run one delivery; the outcome is recorded on the delivery, not raised."""
     worker_ids = context.task_result.worker_ids
