@@ -69,9 +69,11 @@ PROBE = textwrap.dedent(
     from plugin_registry.models import Plugin, PluginData
     from services_ai.host.runtime import get_host
     from services_ai.leads.models import Lead
+    from services_ai.testing.worker import run_worker_batch
 
     for line in sys.stdin:
         lead = Lead.objects.create(name="Probe", source="referral")
+        run_worker_batch()  # this long-running process delivers the event itself
         scored = PluginData.objects.filter(plugin_name="lead-scorer", key=f"score:{lead.pk}")
         host = get_host()
         print("RESULT " + json.dumps({
@@ -88,7 +90,7 @@ PROBE = textwrap.dedent(
 
 
 class Probe:
-    """A long-running platform process that creates a lead per request and reports back."""
+    """A long-running platform process that creates and delivers a lead per request."""
 
     def __init__(self, sai):
         self.proc = sai.python(
