@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up and run the platform on a fresh machine: SQLite in SERVICES_AI_HOME (default ./var),
-# the example plugins installed, enabled and configured, an admin user, demo data, and the web
-# server on http://127.0.0.1:${PORT:-8000}/ (stop it with Ctrl-C).
+# the example plugins installed, enabled and configured, an admin user, demo data, the event
+# delivery worker, and the web server on http://127.0.0.1:${PORT:-8000}/ (Ctrl-C stops both).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export SERVICES_AI_HOME="${SERVICES_AI_HOME:-$PWD/var}"
@@ -30,5 +30,10 @@ fi
 $sai ensure_admin
 $sai plugins list
 
+echo "==> starting the event delivery worker"
+$sai worker --processes 1 &
+worker=$!
+trap 'kill -TERM "$worker" 2>/dev/null; wait "$worker" 2>/dev/null' EXIT INT TERM
+
 echo "==> serving on http://127.0.0.1:${PORT:-8000}/ (admin at /admin/)"
-exec $sai runserver "127.0.0.1:${PORT:-8000}"
+$sai runserver --noreload "127.0.0.1:${PORT:-8000}"

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -64,9 +66,23 @@ def test_platform_script_sets_up_and_serves(tmp_path: Path):
         assert status == 302, f"dashboard did not answer (status {status}):\n{output}"
         assert status_of(f"http://127.0.0.1:{port}/admin/login/") == 200
         assert "created 3 leads and bookings" in output
+        assert "supervising 1 worker process(es)" in output
         assert "lead-scorer 1.0.0  [enabled]" in output
         assert (home / "admin-password").stat().st_mode & 0o777 == 0o600
         assert (home / "plugins" / "site-packages" / "crm_sync" / "manifest.json").is_file()
+        delivered = {}
+        while time.monotonic() < deadline and delivered.get("lead-scorer", 0) < 3:
+            stats = subprocess.run(
+                [str(Path(sys.executable).parent / "services-ai"), "events", "stats", "--json"],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            delivered = {row["plugin"]: row["delivered"] for row in json.loads(stats.stdout)}
+            time.sleep(0.5)
+        # The demo leads reached the plugins through the worker the script started.
+        assert delivered == {"booking-widget": 3, "crm-sync": 3, "lead-scorer": 3}
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
