@@ -202,3 +202,44 @@ def test_hanging_plugin_is_killed_while_other_deliveries_keep_flowing(
     )
     assert str(last_good) < str(last_dead), "the other plugin waited for the hanging one"
     assert platform.worker_log(0).count("killed worker") == 3
+
+
+HOLD_TRANSACTION = """
+import sys
+import django
+django.setup()
+from django.db import transaction
+from services_ai.leads.models import Lead
+with transaction.atomic():
+    Lead.objects.create(name="Uncommitted", source="referral")
+    print("created", flush=True)
+    sys.stdin.readline()  # commit when the test says so
+print("committed", flush=True)
+"""
+
+
+def test_events_are_delivered_only_after_the_saving_transaction_commits(
+    platform_factory, database_url
+):
+    platform = platform_factory(database_url)
+    platform.enable("idempotent-counter", "read_leads")
+    platform.start_worker(processes=1)
+    saver = platform.sai.python(
+        HOLD_TRANSACTION, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+    )
+    try:
+        assert saver.stdout.readline().strip() == "created"
+        time.sleep(3)  # the worker polls 5 times a second meanwhile
+        assert platform.statuses("idempotent-counter") == {}
+        assert platform.rows.one("SELECT COUNT(*) FROM events_event") == 0
+        saver.stdin.write("commit\n")
+        saver.stdin.flush()
+        assert saver.stdout.readline().strip() == "committed"
+    finally:
+        saver.stdin.close()
+        saver.wait(timeout=30)
+    platform.wait_for(
+        lambda: platform.statuses("idempotent-counter") == {"succeeded": 1},
+        timeout=60,
+        what="the committed lead's delivery",
+    )
