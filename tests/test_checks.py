@@ -35,3 +35,13 @@ def test_the_check_command_runs_the_registry_checks(registry):
 def test_checks_are_quiet_when_all_is_well(registry):
     assert check_enabled_plugins(databases=["default"]) == []
     call_command("check", "--database", "default", "--fail-level", "WARNING")
+
+
+def test_event_delivery_checks(settings):
+    from services_ai.events.checks import check_delivery_settings, check_task_backend
+
+    assert check_task_backend() == [] and check_delivery_settings() == []
+    settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
+    assert [e.id for e in check_task_backend()] == ["events.E001", "events.E002"]
+    settings.SERVICES_AI_EVENTS = {"TIME_BUDGET": {"default": 0}, "MAX_ATTEMPTS": 0}
+    assert [e.id for e in check_delivery_settings()] == ["events.E003", "events.E004"]

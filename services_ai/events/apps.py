@@ -5,3 +5,6 @@ class EventsConfig(AppConfig):
     name = "services_ai.events"
     label = "events"
     verbose_name = "Event delivery"
+
+    def ready(self) -> None:
+        from . import checks  # noqa: F401  (registers the system checks)
