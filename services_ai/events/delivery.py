@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from services_ai.host import RegistryState
 from services_ai.host.records import HookOutcome
 from services_ai.plugins.context import DeliveryInfo, running
 
@@ -72,7 +73,7 @@ def fan_out_event(
     return len(names)
 
 
-def _claim(delivery_id: int, worker_id: str) -> Delivery | str:
+def _claim(delivery_id: int, worker_id: str, state: RegistryState) -> Delivery | str:
     """Mark the delivery running for this worker; return why not if it is not due."""
     now = timezone.now()
     with transaction.atomic():
@@ -85,7 +86,7 @@ def _claim(delivery_id: int, worker_id: str) -> Delivery | str:
             return "running elsewhere"
         if delivery.status != Status.RUNNING and delivery.next_attempt_at > now:
             return "not due yet"
-        reason = why_not_deliverable(delivery.plugin_name, delivery.hook)
+        reason = why_not_deliverable(state, delivery.plugin_name, delivery.hook)
         if reason:
             _finish(delivery, Status.SKIPPED, now=now, skip_reason=reason)
             logger.info("skipped %s: %s", delivery, reason)
@@ -105,7 +106,8 @@ def run_delivery(delivery_id: int, *, worker_id: str = "") -> str:
     """Run one delivery now, if it is due; record the outcome and schedule a retry."""
     from services_ai.host.runtime import get_host
 
-    claimed = _claim(delivery_id, worker_id)
+    host = get_host()  # current as of now: its registry snapshot decides skips
+    claimed = _claim(delivery_id, worker_id, host.state)
     if isinstance(claimed, str):
         return claimed
     delivery = claimed
@@ -117,7 +119,6 @@ def run_delivery(delivery_id: int, *, worker_id: str = "") -> str:
     budget = conf.time_budget(delivery.hook)
     started = time.perf_counter()
     try:
-        host = get_host()
         with _delivering(info), time_limit(budget):
             outcome = host.call_one(delivery.plugin_name, delivery.hook, **delivery.event.payload)
         if outcome.skipped and delivery.plugin_name in host.load_failures:
