@@ -7,7 +7,8 @@ class PermissionInline(admin.TabularInline):
     model = PluginPermission
     extra = 0
     fields = ("name", "requested", "granted", "changed_by", "changed_at")
-    readonly_fields = ("name", "requested", "changed_by", "changed_at")
+    # Read-only: a grant must go through the registry so every process sees it at once.
+    readonly_fields = fields
     can_delete = False
 
 

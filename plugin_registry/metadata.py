@@ -29,8 +29,8 @@ class DistMetadata:
             author = author or addresses[0][0]
             email = addresses[0][1]
         return cls(
-            name=canonicalize_name(meta["Name"]),
-            version=meta["Version"],
+            name=canonicalize_name(meta["Name"] or entry_point.name),
+            version=meta["Version"] or "",
             summary=meta.get("Summary") or "",
             author=author,
             author_email=email,

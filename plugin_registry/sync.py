@@ -43,6 +43,8 @@ def _inspect(name: str, eps: list[EntryPoint]) -> InstalledPlugin:
     if dist is None:  # pragma: no cover - only for entry points not from a distribution
         raise LookupError(f"entry point {entry_point} has no distribution")
     metadata = DistMetadata.of(dist, entry_point)
+    if not metadata.version:
+        return InstalledPlugin(metadata, {}, f"plugin {name!r}: its metadata has no Version")
     if len(eps) > 1:
         error = (
             f"plugin {name!r}: declares {len(eps)} entry points in group {ENTRY_POINT_GROUP!r}; "
@@ -70,7 +72,7 @@ def sync_registry() -> SyncReport:
     report = SyncReport()
     installed = installed_plugins()
     changed = False
-    for name, found in installed.items():
+    for name, found in sorted(installed.items()):
         meta = found.metadata
         plugin = Plugin.objects.select_for_update().filter(name=name).first()
         values = {
@@ -98,11 +100,13 @@ def sync_registry() -> SyncReport:
             plugin.save()
             report.updated.append(name)
             changed = True
-        changed |= _sync_permissions(plugin, found.manifest.get("permissions", []))
+        if not found.error:  # a broken manifest says nothing about what was consented to
+            changed |= _sync_permissions(plugin, found.manifest.get("permissions", []))
+    # A plugin missing here stays enabled: that is the desired state, and it loads again (in
+    # every process) once it is installed again. Until then nothing loads it.
     for plugin in Plugin.objects.filter(installed=True).exclude(name__in=installed):
         plugin.installed = False
-        plugin.enabled = False
-        plugin.save(update_fields=["installed", "enabled", "updated_at"])
+        plugin.save(update_fields=["installed", "updated_at"])
         report.removed.append(plugin.name)
         changed = True
     if changed:

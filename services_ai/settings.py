@@ -117,12 +117,13 @@ TASKS = {
 
 # Event delivery (see services_ai/events/conf.py for every key and its default).
 SERVICES_AI_EVENTS = {
-    "TIME_BUDGET": parse_budgets(os.environ.get("SERVICES_AI_TIME_BUDGET", "30")),
-    "KILL_GRACE": float(os.environ.get("SERVICES_AI_KILL_GRACE", "5")),
-    "MAX_ATTEMPTS": int(os.environ.get("SERVICES_AI_MAX_ATTEMPTS", "5")),
-    "BACKOFF_BASE": float(os.environ.get("SERVICES_AI_BACKOFF_BASE", "2")),
-    "STALE_MARGIN": float(os.environ.get("SERVICES_AI_STALE_MARGIN", "10")),
-    "RETENTION_DAYS": float(os.environ.get("SERVICES_AI_RETENTION_DAYS", "14")),
+    "TIME_BUDGET": conf.from_env("SERVICES_AI_TIME_BUDGET", "30", parse_budgets),
+    "KILL_GRACE": conf.from_env("SERVICES_AI_KILL_GRACE", "5", conf.seconds),
+    "MAX_ATTEMPTS": conf.from_env("SERVICES_AI_MAX_ATTEMPTS", "8", int),
+    "BACKOFF_BASE": conf.from_env("SERVICES_AI_BACKOFF_BASE", "5", conf.seconds),
+    "BACKOFF_MAX": conf.from_env("SERVICES_AI_BACKOFF_MAX", "3600", conf.seconds),
+    "STALE_MARGIN": conf.from_env("SERVICES_AI_STALE_MARGIN", "10", conf.seconds),
+    "RETENTION_DAYS": conf.from_env("SERVICES_AI_RETENTION_DAYS", "14", conf.seconds),
 }
 
 AUTH_PASSWORD_VALIDATORS = [

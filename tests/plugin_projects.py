@@ -80,7 +80,8 @@ DELIVERY_PLUGINS = {
         """,
         {"hook_specs": ["lead_created"], "permissions": ["read_leads"], "settings": []},
     ),
-    # Never returns: "sleep" can be interrupted, "block-signals" ignores the interruption.
+    # "sleep" never returns but can be interrupted, "block-signals" ignores the interruption,
+    # "slow" takes two seconds and succeeds.
     "hang-plugin": (
         """
         import signal
@@ -90,7 +91,12 @@ DELIVERY_PLUGINS = {
 
         @hookimpl
         def lead_created(lead):
-            if api.get_settings()["mode"] == "block-signals":
+            mode = api.get_settings()["mode"]
+            if mode == "slow":
+                time.sleep(2)
+                api.set_data(f"done:{lead['id']}", True)
+                return
+            if mode == "block-signals":
                 signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM, signal.SIGTERM})
             time.sleep(3600)
         """,
@@ -105,6 +111,7 @@ DELIVERY_PLUGINS = {
                     "options": [
                         {"value": "sleep", "label": "sleep"},
                         {"value": "block-signals", "label": "block signals and sleep"},
+                        {"value": "slow", "label": "take two seconds"},
                     ],
                 }
             ],

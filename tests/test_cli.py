@@ -18,6 +18,13 @@ pytestmark = pytest.mark.subprocess
 
 
 def test_list_json_mirrors_every_installed_plugin(sai):
+    assert "run `services-ai plugins sync`" in sai("plugins", "list").stdout
+    assert json.loads(sai("plugins", "list", "--json").stdout) == []  # list never writes
+    synced = sai("plugins", "sync").stdout
+    assert (
+        "added: bad-manifest, booking-widget, broken-import, crm-sync, lead-scorer, misspelt-hook"
+        in synced
+    )
     rows = {row["name"]: row for row in json.loads(sai("plugins", "list", "--json").stdout)}
     assert set(rows) == {
         "bad-manifest",
@@ -33,6 +40,7 @@ def test_list_json_mirrors_every_installed_plugin(sai):
 
 
 def test_invalid_manifest_is_reported_naming_plugin_and_field(sai):
+    sai("plugins", "sync")
     listing = sai("plugins", "list").stdout
     assert (
         "plugin 'bad-manifest': invalid manifest.json: permissions: missing; add it; "
@@ -48,7 +56,19 @@ def test_invalid_manifest_is_reported_naming_plugin_and_field(sai):
     assert "plugin_registry.W001" in check.stderr and "bad-manifest" in check.stderr
 
 
+def test_a_refused_action_does_not_even_sync(sai):
+    refused = sai("plugins", "enable", "crm-synk", check=False)
+    assert refused.returncode == 1
+    assert "unknown plugin 'crm-synk'; installed plugins: bad-manifest, booking-widget" in (
+        refused.stderr
+    )
+    # The sync that ran with it was rolled back together with the refused action.
+    assert json.loads(sai("plugins", "list", "--json").stdout) == []
+
+
 def test_enable_refusals_are_clear_and_change_nothing(sai):
+    sai("plugins", "sync")
+    before = sai("plugins", "list", "--json").stdout
     refused = sai("plugins", "enable", "crm-sync", check=False)
     assert refused.returncode == 1
     assert "required setting(s) not set: api_key" in refused.stderr
@@ -59,6 +79,22 @@ def test_enable_refusals_are_clear_and_change_nothing(sai):
     assert (
         "expected KEY=VALUE" in sai("plugins", "configure", "crm-sync", "oops", check=False).stderr
     )
+    assert sai("plugins", "list", "--json").stdout == before
+
+
+def test_secret_settings_can_come_from_standard_input(sai):
+    sai("plugins", "sync")
+    result = subprocess.run(
+        [sai.executable, "plugins", "configure", "crm-sync", "api_key=-"],
+        env=sai.env,
+        input="sk-from-stdin-1234\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "sk-from-stdin" not in result.stdout + result.stderr
+    sai("plugins", "enable", "crm-sync")  # the required api_key is set now
 
 
 PROBE = textwrap.dedent(

@@ -62,17 +62,17 @@ def test_retry_then_dead_then_manual_retry(registry):
     assert "Traceback (most recent call last)" in delivery.last_traceback
     assert data("flaky-plugin") == {}
 
-    assert retry([delivery]) == 1  # a fresh set of attempts: 4th fails, 5th succeeds
+    assert retry([delivery.pk]) == 1  # a fresh set of attempts: 4th fails, 5th succeeds
     run_worker_batch()
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts, delivery.max_attempts) == ("succeeded", 5, 6)
 
 
-def test_manual_retry_only_takes_dead_or_failed(registry):
+def test_manual_retry_only_takes_dead_failed_or_pending(registry):
     registry.enable("idempotent-counter", "read_leads")
     Lead.objects.create(name="Ada")
     run_worker_batch()
-    assert retry(list(Delivery.objects.all())) == 0
+    assert retry(list(Delivery.objects.values_list("pk", flat=True))) == 0  # succeeded
 
 
 def test_revoked_permission_after_enqueue_skips_with_a_reason(registry):
@@ -169,7 +169,7 @@ def test_stats_and_prune(registry):
     assert (rows["idempotent-counter"]["delivered"], rows["flaky-plugin"]["dead"]) == (3, 3)
     assert rows["idempotent-counter"]["p50_ms"] is not None
     assert rows["idempotent-counter"]["p95_ms"] >= rows["idempotent-counter"]["p50_ms"]
-    assert prune(days=1) == {"deliveries": 0, "events": 0, "tasks": 0}
+    assert prune(days=1) == {"deliveries": 0, "events": 0, "tasks": 0, "failures": 0}
     Delivery.objects.update(finished_at=timezone.now() - timedelta(days=2))
     removed = prune(days=1)
     assert removed["deliveries"] == 3  # the dead ones are kept for the admin
@@ -181,3 +181,88 @@ def test_percentile_is_nearest_rank():
     assert percentile(values, 0.5) == 50.0
     assert percentile(values, 0.95) == 95.0
     assert percentile([], 0.5) is None
+
+
+def test_a_delivery_whose_task_failed_before_claiming_is_requeued(registry):
+    from django_tasks_db.models import DBTaskResult
+
+    registry.enable("idempotent-counter", "read_leads")
+    Lead.objects.create(name="Ada")
+    run_worker_batch(queues=("events",))
+    delivery = Delivery.objects.get()
+    # As if the task raised before its claim (say "database is locked"): pending, task failed.
+    DBTaskResult.objects.filter(pk=delivery.task_id).update(status="FAILED")
+    Delivery.objects.filter(pk=delivery.pk).update(
+        next_attempt_at=timezone.now() - timedelta(minutes=1)
+    )
+    run_worker_batch()
+    assert Delivery.objects.get().status == "pending"  # nothing would ever run it
+    assert reap_stale().stranded == 1
+    run_worker_batch()
+    assert Delivery.objects.get().status == "succeeded"
+
+
+def test_a_fan_out_that_failed_before_recording_its_event_runs_again(registry):
+    from django_tasks_db.models import DBTaskResult
+
+    from services_ai.events.models import Event
+
+    registry.enable("idempotent-counter", "read_leads")
+    Lead.objects.create(name="Ada")
+    DBTaskResult.objects.update(status="FAILED", worker_ids=["w1"])  # it raised mid-way
+    assert reap_stale().fan_outs == 1
+    DBTaskResult.objects.update(run_after=timezone.now())  # skip the backoff wait
+    run_worker_batch()
+    assert Event.objects.count() == 1
+    assert Delivery.objects.get().status == "succeeded"
+    assert reap_stale().fan_outs == 0  # recorded now: nothing to redo
+
+
+def test_a_killed_workers_fan_out_runs_again_and_its_delivery_is_retried(registry):
+    from django_tasks_db.models import DBTaskResult
+
+    from services_ai.events.reaper import abandon_worker
+
+    registry.enable("idempotent-counter", "read_leads")
+    Lead.objects.create(name="Ada")
+    DBTaskResult.objects.update(status="RUNNING", worker_ids=["w1"], started_at=timezone.now())
+    assert abandon_worker("w1", "killed") == 0
+    assert list(DBTaskResult.objects.values_list("status", flat=True)) == ["READY"]
+    run_worker_batch()
+    assert Delivery.objects.get().status == "succeeded"
+
+
+def test_an_outcome_from_a_superseded_claim_is_dropped(registry):
+    from services_ai.events.delivery import _claim, record_outcome
+    from services_ai.host.records import HookOutcome
+
+    registry.enable("idempotent-counter", "read_leads")
+    Lead.objects.create(name="Ada")
+    run_worker_batch(queues=("events",))
+    first = _claim(Delivery.objects.get().pk, "w1")
+    assert _claim(first.pk, "w2") == "running elsewhere"
+    stale = Delivery.objects.get()
+    stale.claim_token = "from-an-earlier-claim"
+    outcome = HookOutcome("idempotent-counter", "lead_created")
+    assert record_outcome(stale, outcome, 1.0) == "taken over"
+    assert record_outcome(first, outcome, 1.0) == "succeeded"
+
+
+def test_grants_cannot_be_edited_around_the_registry_in_the_django_admin():
+    from plugin_registry.admin import PermissionInline
+
+    assert "granted" in PermissionInline.readonly_fields
+
+
+def test_a_plugin_cannot_swallow_its_timeout(registry, settings):
+    import time as time_module
+
+    from services_ai.events.delivery import DeliveryTimeout, time_limit
+
+    caught_by_plugin = []
+    with pytest.raises(DeliveryTimeout), time_limit(0.2):
+        try:
+            time_module.sleep(5)
+        except Exception as exc:  # what a careless plugin writes
+            caught_by_plugin.append(exc)
+    assert caught_by_plugin == []

@@ -160,15 +160,42 @@ def test_unknown_hook_name_in_call_is_an_error():
         host.call("lead_deleted", lead=LEAD)
 
 
-def test_apply_state_unloads_disabled_and_regrants_without_rebuilding():
+def test_refreshed_host_applies_new_grants_and_keeps_metrics_and_the_old_host_intact():
     plugin = Recorder()
-    host = host_with([("p", plugin)], state("p", grants={"p": {"read_leads"}}))
-    host.call("lead_created", lead=LEAD)
-    host.apply_state(state("p", grants={}, generation=2), entry_points={})
-    host.call("lead_created", lead=LEAD)
+    old = host_with([("p", plugin)], state("p", grants={"p": {"read_leads"}}))
+    old.call("lead_created", lead=LEAD)
+    new = old.refreshed(state("p", grants={}, generation=2), entry_points={})
+    new.call("lead_created", lead=LEAD)
     assert len(plugin.calls) == 1  # the revoked grant applies on the next call
-    host.apply_state(state(generation=3), entry_points={})
-    assert host.plugin_names() == []
+    assert new.stats()[("p", "lead_created")].calls == 1  # carried over
+    old.call("lead_created", lead=LEAD)  # a thread still holding the old host is unaffected
+    assert len(plugin.calls) == 2
+    emptied = new.refreshed(state(generation=3), entry_points={})
+    assert emptied.plugin_names() == [] and new.plugin_names() == ["p"]
+
+
+def test_an_enabled_plugin_missing_from_this_environment_is_a_load_failure():
+    host = create_host(state("ghost"), load_entrypoints=False)
+    host.load_entrypoints(entry_points={})
+    failure = host.load_failures["ghost"]
+    assert failure.stage == "missing"
+    assert "enabled, but not installed in this environment" in failure.message
+
+
+def test_a_plugin_calling_sys_exit_is_isolated_like_any_failure():
+    class Exiter:
+        @hookimpl
+        def lead_created(self, lead):
+            raise SystemExit(3)
+
+    good = Recorder()
+    host = host_with(
+        [("exiter", Exiter()), ("good", good)],
+        state("exiter", "good", grants={"exiter": {"read_leads"}, "good": {"read_leads"}}),
+    )
+    host.call("lead_created", lead=LEAD)
+    assert good.calls and host.failures[-1].message == "SystemExit: 3"
+    assert host.call_one("exiter", "lead_created", lead=LEAD).failure.message == "SystemExit: 3"
 
 
 def test_metrics_count_calls_per_plugin_and_hook():

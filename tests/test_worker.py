@@ -76,6 +76,12 @@ class Platform:
         self.workers.append(worker)
         return worker
 
+    def worker_pids(self, worker: subprocess.Popen) -> list[int]:
+        """Return the pids of the supervisor's db_worker children."""
+        children = Path(f"/proc/{worker.pid}/task/{worker.pid}/children").read_text().split()
+        assert children, "the supervisor has no worker processes"
+        return [int(pid) for pid in children]
+
     def worker_log(self, index: int) -> str:
         return (self.logs / f"worker-{index}.log").read_text()
 
@@ -133,11 +139,26 @@ def test_kill_9_mid_delivery_then_restart_delivers_everything_exactly_once(
     platform.create_leads(500)
     worker = platform.start_worker(processes=2)
     platform.wait_for(
-        lambda: platform.statuses("idempotent-counter").get("succeeded", 0) >= 100,
+        lambda: platform.statuses("idempotent-counter").get("succeeded", 0) >= 50,
         timeout=120,
-        what="the first 100 deliveries",
+        what="the first 50 deliveries",
     )
-    os.killpg(worker.pid, signal.SIGKILL)  # the supervisor and both workers, mid-delivery
+    # First one worker process dies under a live supervisor, which must notice and recover...
+    child = platform.worker_pids(worker)[0]
+    os.kill(child, signal.SIGKILL)
+    platform.wait_for(
+        lambda: "exited with code -9; replacing it" in platform.worker_log(0),
+        timeout=30,
+        what="the supervisor to replace the killed worker",
+    )
+    platform.wait_for(
+        lambda: platform.statuses("idempotent-counter").get("succeeded", 0) >= 150,
+        timeout=120,
+        what="150 deliveries",
+    )
+    # ...then everything dies at once: the supervisor and both workers, mid-delivery.
+    for pid in [worker.pid, *platform.worker_pids(worker)]:
+        os.kill(pid, signal.SIGKILL)
     worker.wait()
     done_at_kill = platform.statuses("idempotent-counter").get("succeeded", 0)
     assert done_at_kill < 500, "the kill came too late to interrupt anything"
@@ -224,14 +245,20 @@ def test_events_are_delivered_only_after_the_saving_transaction_commits(
     platform = platform_factory(database_url)
     platform.enable("idempotent-counter", "read_leads")
     platform.start_worker(processes=1)
+    platform.create_leads(1)  # a committed lead first: proof that the worker is delivering
+    platform.wait_for(
+        lambda: platform.statuses("idempotent-counter") == {"succeeded": 1},
+        timeout=60,
+        what="the first lead's delivery",
+    )
     saver = platform.sai.python(
         HOLD_TRANSACTION, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
     )
     try:
         assert saver.stdout.readline().strip() == "created"
         time.sleep(3)  # the worker polls 5 times a second meanwhile
-        assert platform.statuses("idempotent-counter") == {}
-        assert platform.rows.one("SELECT COUNT(*) FROM events_event") == 0
+        assert platform.statuses("idempotent-counter") == {"succeeded": 1}
+        assert platform.rows.one("SELECT COUNT(*) FROM events_event") == 1
         saver.stdin.write("commit\n")
         saver.stdin.flush()
         assert saver.stdout.readline().strip() == "committed"
@@ -239,7 +266,54 @@ def test_events_are_delivered_only_after_the_saving_transaction_commits(
         saver.stdin.close()
         saver.wait(timeout=30)
     platform.wait_for(
-        lambda: platform.statuses("idempotent-counter") == {"succeeded": 1},
+        lambda: platform.statuses("idempotent-counter") == {"succeeded": 2},
         timeout=60,
         what="the committed lead's delivery",
     )
+
+
+def test_ctrl_c_stops_the_workers_gracefully_after_the_delivery_in_progress(
+    platform_factory, database_url
+):
+    platform = platform_factory(database_url)
+    platform.enable("hang-plugin", "read_leads", mode="slow")
+    worker = platform.start_worker(processes=1)
+    platform.create_leads(1)
+    platform.wait_for(
+        lambda: platform.statuses("hang-plugin") == {"running": 1},
+        timeout=60,
+        what="the slow delivery to start",
+    )
+    os.killpg(worker.pid, signal.SIGINT)  # what a terminal sends its foreground group
+    assert worker.wait(timeout=60) == 0
+    assert platform.statuses("hang-plugin") == {"succeeded": 1}
+    done = platform.rows.all(
+        "SELECT key FROM plugin_registry_plugindata WHERE plugin_name = 'hang-plugin'"
+    )
+    assert len(done) == 1 and done[0][0].startswith("done:")
+    assert "all workers stopped" in platform.worker_log(0)
+
+
+def test_the_supervisor_survives_losing_its_database_connection(platform_factory):
+    with postgres_database() as url:
+        platform = platform_factory(url)
+        platform.enable("idempotent-counter", "read_leads")
+        worker = platform.start_worker(processes=1)
+        time.sleep(3)  # let it connect and settle
+        name = url.rsplit("/", 1)[1]
+        import psycopg
+
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> pg_backend_pid()",
+                (name,),
+            )
+        platform.create_leads(3)
+        platform.wait_for(
+            lambda: platform.statuses("idempotent-counter") == {"succeeded": 3},
+            timeout=90,
+            what="deliveries after the connections were cut",
+        )
+        assert worker.poll() is None, platform.worker_log(0)
+        platform.stop_all()

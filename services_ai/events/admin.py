@@ -10,6 +10,9 @@ class EventAdmin(admin.ModelAdmin):
     list_filter = ("hook",)
     readonly_fields = ("hook", "payload", "task_id", "occurred_at", "fanned_out_at")
 
+    def has_add_permission(self, request) -> bool:
+        return False
+
 
 @admin.register(Delivery)
 class DeliveryAdmin(admin.ModelAdmin):
@@ -20,7 +23,7 @@ class DeliveryAdmin(admin.ModelAdmin):
 
     @admin.action(description="Retry the selected dead or failed deliveries")
     def retry_now(self, request, queryset):
-        count = retry(list(queryset))
+        count = retry(list(queryset.values_list("pk", flat=True)))
         self.message_user(request, f"retrying {count} deliveries", messages.SUCCESS)
 
     def has_add_permission(self, request) -> bool:

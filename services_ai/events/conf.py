@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 from typing import Any
 
@@ -13,8 +14,8 @@ DEFAULTS: dict[str, Any] = {
     "TIME_BUDGET": {"default": 30.0},
     "KILL_GRACE": 5.0,
     # Attempts before a delivery is dead; retries back off exponentially with jitter.
-    "MAX_ATTEMPTS": 5,
-    "BACKOFF_BASE": 2.0,
+    "MAX_ATTEMPTS": 8,
+    "BACKOFF_BASE": 5.0,  # 5 s, 10 s, 20 s ... about 10 minutes over 8 attempts
     "BACKOFF_MAX": 3600.0,
     # A running delivery whose lease ended this long ago is taken as abandoned and re-run.
     "STALE_MARGIN": 10.0,
@@ -31,7 +32,8 @@ def get(name: str) -> Any:
 def time_budget(hook: str) -> float:
     """Return the time budget of one hook, in seconds."""
     budgets = get("TIME_BUDGET")
-    return float(budgets.get(hook, budgets.get("default", DEFAULTS["TIME_BUDGET"]["default"])))
+    default = budgets.get("default", DEFAULTS["TIME_BUDGET"]["default"])
+    return float(budgets.get(hook, default))
 
 
 def lease(hook: str) -> timedelta:
@@ -41,7 +43,8 @@ def lease(hook: str) -> timedelta:
 
 def stale_after() -> timedelta:
     """Return the age after which a running task is abandoned, whatever its hook."""
-    longest = max(float(v) for v in get("TIME_BUDGET").values())
+    budgets = get("TIME_BUDGET")
+    longest = max([*(float(v) for v in budgets.values()), time_budget("default")])
     return timedelta(seconds=longest + float(get("KILL_GRACE")) + float(get("STALE_MARGIN")))
 
 
@@ -50,5 +53,10 @@ def parse_budgets(text: str) -> dict[str, float]:
     budgets: dict[str, float] = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
         hook, sep, seconds = part.rpartition("=")
-        budgets[hook if sep else "default"] = float(seconds)
+        value = float(seconds)
+        if not math.isfinite(value) or value <= 0:
+            raise ValueError(f"the budget of {hook or 'default'} must be a positive number")
+        budgets[hook.strip() if sep else "default"] = value
+    if not budgets:
+        raise ValueError("give seconds, e.g. 30 or default=30,lead_created=10")
     return budgets

@@ -7,6 +7,8 @@ import random
 import signal
 import threading
 import time
+import traceback
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -14,7 +16,6 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from services_ai.host import RegistryState
 from services_ai.host.records import HookOutcome
 from services_ai.plugins.context import DeliveryInfo, running
 
@@ -27,8 +28,12 @@ logger = logging.getLogger("services_ai.events")
 Status = Delivery.Status
 
 
-class DeliveryTimeout(Exception):
-    """Raised inside plugin code when a delivery exceeds its hook's time budget."""
+class DeliveryTimeout(BaseException):
+    """Raised inside plugin code when a delivery exceeds its hook's time budget.
+
+    A ``BaseException``, like ``KeyboardInterrupt``, so a plugin's ``except Exception:`` cannot
+    swallow it and have an overrun recorded as a success.
+    """
 
 
 def backoff(attempts: int) -> timedelta:
@@ -39,11 +44,12 @@ def backoff(attempts: int) -> timedelta:
 
 
 def enqueue_delivery(delivery: Delivery, run_after: datetime | None = None) -> None:
-    """Enqueue the task that runs ``delivery`` (in the caller's transaction)."""
+    """Enqueue the task that runs ``delivery`` and remember it (in the caller's transaction)."""
     from .tasks import deliver
 
     task = deliver.using(run_after=run_after) if run_after else deliver
-    task.enqueue(delivery.pk)
+    delivery.task_id = task.enqueue(delivery.pk).id
+    Delivery.objects.filter(pk=delivery.pk).update(task_id=delivery.task_id)
 
 
 def fan_out_event(
@@ -73,8 +79,12 @@ def fan_out_event(
     return len(names)
 
 
-def _claim(delivery_id: int, worker_id: str, state: RegistryState) -> Delivery | str:
-    """Mark the delivery running for this worker; return why not if it is not due."""
+def _claim(delivery_id: int, worker_id: str) -> Delivery | str:
+    """Mark the delivery running for this worker; return why not if it is not due.
+
+    A running delivery is never taken over here: only the reaper declares one abandoned, once
+    its lease is well past, so the supervisor can still find and kill a stuck worker.
+    """
     now = timezone.now()
     with transaction.atomic():
         delivery = Delivery.objects.select_for_update().filter(pk=delivery_id).first()
@@ -82,11 +92,11 @@ def _claim(delivery_id: int, worker_id: str, state: RegistryState) -> Delivery |
             return "missing"
         if delivery.status in (Status.SUCCEEDED, Status.DEAD, Status.SKIPPED):
             return f"already {delivery.status}"
-        if delivery.status == Status.RUNNING and delivery.lease_expires_at > now:
+        if delivery.status == Status.RUNNING:
             return "running elsewhere"
-        if delivery.status != Status.RUNNING and delivery.next_attempt_at > now:
+        if delivery.next_attempt_at > now:
             return "not due yet"
-        reason = why_not_deliverable(state, delivery.plugin_name, delivery.hook)
+        reason = why_not_deliverable(delivery.plugin_name, delivery.hook)
         if reason:
             _finish(delivery, Status.SKIPPED, now=now, skip_reason=reason)
             logger.info("skipped %s: %s", delivery, reason)
@@ -96,18 +106,23 @@ def _claim(delivery_id: int, worker_id: str, state: RegistryState) -> Delivery |
         delivery.started_at = now
         delivery.lease_expires_at = now + conf.lease(delivery.hook)
         delivery.worker_id = worker_id[:64]
+        delivery.claim_token = uuid.uuid4().hex
         delivery.save(
-            update_fields=["status", "attempts", "started_at", "lease_expires_at", "worker_id"]
+            update_fields=[
+                "status",
+                "attempts",
+                "started_at",
+                "lease_expires_at",
+                "worker_id",
+                "claim_token",
+            ]
         )
     return delivery
 
 
 def run_delivery(delivery_id: int, *, worker_id: str = "") -> str:
     """Run one delivery now, if it is due; record the outcome and schedule a retry."""
-    from services_ai.host.runtime import get_host
-
-    host = get_host()  # current as of now: its registry snapshot decides skips
-    claimed = _claim(delivery_id, worker_id, host.state)
+    claimed = _claim(delivery_id, worker_id)
     if isinstance(claimed, str):
         return claimed
     delivery = claimed
@@ -116,24 +131,42 @@ def run_delivery(delivery_id: int, *, worker_id: str = "") -> str:
         attempt=delivery.attempts,
         event_id=delivery.event_id,
     )
-    budget = conf.time_budget(delivery.hook)
     started = time.perf_counter()
     try:
-        with _delivering(info), time_limit(budget):
-            outcome = host.call_one(delivery.plugin_name, delivery.hook, **delivery.event.payload)
-        if outcome.skipped and delivery.plugin_name in host.load_failures:
-            failure = host.load_failures[delivery.plugin_name]
-            outcome = _failed(delivery, str(failure), failure.traceback)
-    except DeliveryTimeout as exc:  # fired between the plugin's return and the timer's end
-        outcome = _failed(delivery, f"DeliveryTimeout: {exc}", "")
-    duration_ms = (time.perf_counter() - started) * 1000
-    return record_outcome(delivery, outcome, duration_ms)
+        # Building the host may import plugins: that, too, runs under the lease and the budget.
+        with _delivering(info), time_limit(conf.time_budget(delivery.hook)):
+            outcome = _call_plugin(delivery)
+    except DeliveryTimeout as exc:  # the traceback shows where the plugin was at the deadline
+        outcome = _failed(delivery, f"DeliveryTimeout: {exc}", traceback.format_exc())
+    except BaseException as exc:
+        # The platform failed around the plugin, or the worker is being stopped: the attempt
+        # is recorded either way, so the delivery is retried rather than left running.
+        elapsed = (time.perf_counter() - started) * 1000
+        message = f"{type(exc).__name__} in the worker: {exc}"
+        record_outcome(delivery, _failed(delivery, message, traceback.format_exc()), elapsed)
+        if not isinstance(exc, Exception):
+            raise
+        return "failed"
+    return record_outcome(delivery, outcome, (time.perf_counter() - started) * 1000)
 
 
-def _failed(delivery: Delivery, message: str, traceback: str) -> HookOutcome:
+def _call_plugin(delivery: Delivery) -> HookOutcome:
+    from services_ai.host.runtime import get_host
+
+    host = get_host()
+    outcome = host.call_one(delivery.plugin_name, delivery.hook, **delivery.event.payload)
+    if not outcome.skipped:
+        return outcome
+    failure = host.load_failures.get(delivery.plugin_name)
+    if failure is not None:  # enabled, but it does not load here: retry, maybe it gets fixed
+        return _failed(delivery, str(failure), failure.traceback)
+    return outcome  # disabled or revoked since the claim
+
+
+def _failed(delivery: Delivery, message: str, traceback_text: str) -> HookOutcome:
     from services_ai.host.records import HookFailure
 
-    failure = HookFailure(delivery.plugin_name, delivery.hook, message, traceback)
+    failure = HookFailure(delivery.plugin_name, delivery.hook, message, traceback_text)
     return HookOutcome(delivery.plugin_name, delivery.hook, failure=failure)
 
 
@@ -143,7 +176,7 @@ def record_outcome(delivery: Delivery, outcome: HookOutcome, duration_ms: float)
     with transaction.atomic():
         current = (
             Delivery.objects.select_for_update()
-            .filter(pk=delivery.pk, status=Status.RUNNING, attempts=delivery.attempts)
+            .filter(pk=delivery.pk, status=Status.RUNNING, claim_token=delivery.claim_token)
             .first()
         )
         if current is None:
@@ -223,19 +256,26 @@ def time_limit(seconds: float) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-def retry(deliveries: list[Delivery]) -> int:
-    """Give dead or failed deliveries a fresh set of attempts now; return how many."""
+RETRYABLE = (Status.DEAD, Status.FAILED, Status.PENDING)
+
+
+def retry(delivery_ids: list[int]) -> int:
+    """Run dead, failed or stuck pending deliveries again now, with a fresh set of attempts for
+    dead ones; return how many."""
     count = 0
     now = timezone.now()
     with transaction.atomic():
-        for delivery in deliveries:
-            if delivery.status not in (Status.DEAD, Status.FAILED):
-                continue
+        for delivery in Delivery.objects.select_for_update().filter(
+            pk__in=delivery_ids, status__in=RETRYABLE
+        ):
+            if delivery.status == Status.DEAD:
+                delivery.max_attempts = delivery.attempts + int(conf.get("MAX_ATTEMPTS"))
             delivery.status = Status.PENDING
-            delivery.max_attempts = delivery.attempts + int(conf.get("MAX_ATTEMPTS"))
             delivery.next_attempt_at = now
             delivery.finished_at = None
-            delivery.save()
+            delivery.save(
+                update_fields=["status", "max_attempts", "next_attempt_at", "finished_at"]
+            )
             enqueue_delivery(delivery)
             count += 1
     return count

@@ -47,6 +47,12 @@ class Delivery(models.Model):
     next_attempt_at = models.DateTimeField(_("next attempt at"), default=timezone.now)
     lease_expires_at = models.DateTimeField(_("lease expires at"), null=True, blank=True)
     worker_id = models.CharField(_("worker"), max_length=64, blank=True)
+    claim_token = models.CharField(
+        _("claim"), max_length=32, blank=True, help_text=_("identifies the running attempt")
+    )
+    task_id = models.UUIDField(
+        _("task"), null=True, blank=True, help_text=_("the task that will run the next attempt")
+    )
     started_at = models.DateTimeField(_("last started at"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
     duration_ms = models.FloatField(_("last duration (ms)"), null=True, blank=True)

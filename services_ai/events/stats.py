@@ -11,6 +11,8 @@ from django.db.models import Count
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
+from plugin_registry.models import PluginFailure
+
 from . import conf
 from .models import Delivery, Event
 
@@ -55,7 +57,8 @@ def delivery_stats() -> list[dict[str, Any]]:
 
 
 def prune(days: float | None = None) -> dict[str, int]:
-    """Delete succeeded and skipped deliveries, finished tasks and emptied events past retention."""
+    """Delete what is past retention: succeeded and skipped deliveries, finished tasks, emptied
+    events and recorded plugin failures. Dead deliveries stay until an admin acts on them."""
     cutoff = timezone.now() - timedelta(days=conf.get("RETENTION_DAYS") if days is None else days)
     deliveries, _ = Delivery.objects.filter(
         status__in=[Delivery.Status.SUCCEEDED, Delivery.Status.SKIPPED], finished_at__lt=cutoff
@@ -69,4 +72,5 @@ def prune(days: float | None = None) -> dict[str, int]:
     tasks, _ = DBTaskResult.objects.filter(
         status__in=["SUCCESSFUL", "FAILED"], finished_at__lt=cutoff
     ).delete()
-    return {"deliveries": deliveries, "events": events, "tasks": tasks}
+    failures, _ = PluginFailure.objects.filter(created_at__lt=cutoff).delete()
+    return {"deliveries": deliveries, "events": events, "tasks": tasks, "failures": failures}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from plugin_registry.models import Plugin, PluginPermission
-from services_ai.host import RegistryState
 from services_ai.plugins.permissions import HOOK_PERMISSIONS
 
 
@@ -20,15 +19,17 @@ def subscribers(hook: str) -> list[str]:
     return sorted(granted)
 
 
-def why_not_deliverable(state: RegistryState, plugin_name: str, hook: str) -> str:
-    """Return why a delivery must be skipped now (disabled, uninstalled, revoked), or ''.
-
-    ``state`` is the registry snapshot of the process's host, current as of this call.
-    """
-    if plugin_name not in state.enabled:
-        installed = Plugin.objects.filter(name=plugin_name, installed=True).exists()
-        return "plugin was disabled after the event" if installed else "plugin is not installed"
+def why_not_deliverable(plugin_name: str, hook: str) -> str:
+    """Return why a delivery must be skipped now (disabled, uninstalled, revoked), or ''."""
+    plugin = Plugin.objects.filter(name=plugin_name).values("installed", "enabled").first()
+    if plugin is None or not plugin["installed"]:
+        return "plugin is not installed"
+    if not plugin["enabled"]:
+        return "plugin was disabled after the event"
     permission = HOOK_PERMISSIONS.get(hook)
-    if permission and permission not in state.granted(plugin_name):
+    granted = PluginPermission.objects.filter(
+        plugin__name=plugin_name, name=permission, granted=True, requested=True
+    )
+    if permission and not granted.exists():
         return f"permission {permission!r} was revoked after the event"
     return ""

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import ctypes.util
+import functools
 import hashlib
 import importlib
 import importlib.metadata
@@ -27,21 +29,27 @@ from dataclasses import dataclass, field
 
 from django.db import close_old_connections
 from django.utils import timezone
+from django_tasks_db.models import DBTaskResult
 
 from services_ai.plugins.markers import ENTRY_POINT_GROUP
 
 from . import conf
 from .models import Delivery
 from .reaper import abandon_worker, reap_stale
+from .stats import prune
 
 logger = logging.getLogger("services_ai.worker")
 
 PR_SET_PDEATHSIG = 1
+PRUNE_EVERY = 3600.0  # seconds between prunes of what is past retention
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
-    with contextlib.suppress(OSError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+def _die_with_parent(parent: int) -> None:  # runs in the child, between fork and exec
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the supervisor died before the request took effect
+        os._exit(1)
 
 
 def plugin_environment_fingerprint() -> str:
@@ -91,11 +99,18 @@ class Supervisor:
             str(self.interval),
             "--no-startup-delay",
             "--no-reload",
+            "--skip-checks",  # the supervisor ran them; each worker would only repeat them
             # db_worker logs every task at verbosity 1; our own log says what matters.
             "--verbosity",
             str(self.verbosity if self.verbosity > 1 else 0),
         ]
-        process = subprocess.Popen(command, preexec_fn=_die_with_parent)
+        process = subprocess.Popen(
+            command,
+            preexec_fn=functools.partial(_die_with_parent, os.getpid()),
+            # A group of its own: Ctrl-C reaches the supervisor only, which then stops each
+            # worker once, gracefully (a second signal would abort the task in progress).
+            process_group=0,
+        )
         child = self.children[worker_id] = Child(worker_id, process)
         logger.info("worker %s started (pid %d)", worker_id, process.pid)
         return child
@@ -110,25 +125,41 @@ class Supervisor:
                 logger.error("worker %s exited with code %s; replacing it", worker_id, code)
                 abandon_worker(worker_id, f"abandoned: worker {worker_id} exited with code {code}")
 
+    def _kill(self, worker_id: str) -> bool:
+        child = self.children.pop(worker_id, None)
+        if child is None:
+            return False
+        child.process.kill()
+        child.process.wait()
+        return True
+
     def _kill_overdue(self) -> None:
+        now = timezone.now()
         overdue = Delivery.objects.filter(
             status=Delivery.Status.RUNNING,
             worker_id__in=list(self.children),
-            lease_expires_at__lt=timezone.now(),
+            lease_expires_at__lt=now,
         ).values_list("worker_id", "pk", "hook")
         for worker_id, pk, hook in overdue:
-            child = self.children.pop(worker_id, None)
-            if child is None:
+            if not self._kill(worker_id):
                 continue
-            child.process.kill()
-            child.process.wait()
             budget = conf.time_budget(hook)
             abandon_worker(
                 worker_id,
                 f"DeliveryTimeout: delivery {pk} exceeded the {budget:g}s time budget of "
                 f"{hook} and ignored the interruption; worker {worker_id} was killed and replaced",
+                overdue=pk,
             )
             logger.error("killed worker %s stuck in delivery %d past its lease", worker_id, pk)
+        # Any other task (a fan-out, or a delivery before its claim) stuck for too long.
+        stuck = DBTaskResult.objects.filter(
+            status="RUNNING", started_at__lt=now - conf.stale_after()
+        ).values_list("worker_ids", "task_path")
+        for worker_ids, task_path in stuck:
+            worker_id = worker_ids[-1] if worker_ids else ""
+            if worker_id in self.children and self._kill(worker_id):
+                abandon_worker(worker_id, f"abandoned: worker {worker_id} was stuck and killed")
+                logger.error("killed worker %s stuck in %s", worker_id, task_path)
 
     def _recycle(self) -> None:
         logger.info("installed plugins changed: recycling workers gracefully")
@@ -151,28 +182,49 @@ class Supervisor:
     def run(self, *, max_seconds: float | None = None) -> None:
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
-        reap_stale()
+        try:
+            reap_stale()
+        except Exception:
+            logger.exception("recovering abandoned work at start failed; retrying later")
         fingerprint = plugin_environment_fingerprint()
         last_reap = last_fingerprint = time.monotonic()
-        deadline = time.monotonic() + max_seconds if max_seconds else None
+        last_prune = last_reap - PRUNE_EVERY + 60  # a minute after start, then hourly
+        deadline = None if max_seconds is None else time.monotonic() + max_seconds
         logger.info("supervising %d worker process(es)", self.processes)
-        while self.running and (deadline is None or time.monotonic() < deadline):
-            close_old_connections()
-            self._reap_exited()
-            self._kill_overdue()
-            now = time.monotonic()
-            if now - last_fingerprint > 2:
-                last_fingerprint = now
-                current = plugin_environment_fingerprint()
-                if current != fingerprint:
-                    fingerprint = current
-                    self._recycle()
-            if now - last_reap > 5:
-                last_reap = now
-                reap_stale()
-            self._fill()
-            time.sleep(0.5)
-        self.shutdown()
+        failures = 0
+        try:
+            while self.running and (deadline is None or time.monotonic() < deadline):
+                try:
+                    self._reap_exited()
+                    self._kill_overdue()
+                    now = time.monotonic()
+                    if now - last_fingerprint > 2:
+                        last_fingerprint = now
+                        current = plugin_environment_fingerprint()
+                        if current != fingerprint:
+                            fingerprint = current
+                            self._recycle()
+                    if now - last_reap > 5:
+                        last_reap = now
+                        reap_stale()
+                    if now - last_prune > PRUNE_EVERY:
+                        last_prune = now
+                        removed = prune()
+                        logger.info("pruned past retention: %s", removed)
+                    self._fill()
+                    failures = 0
+                except Exception:
+                    # A lost database connection must not take the workers down with it.
+                    failures += 1
+                    logger.exception("supervisor pass failed (%d in a row); retrying", failures)
+                    close_old_connections()
+                    time.sleep(min(30.0, 0.5 * 2**failures))
+                    continue
+                finally:
+                    close_old_connections()
+                time.sleep(0.5)
+        finally:
+            self.shutdown()
 
     def shutdown(self) -> None:
         for child in self.children.values():

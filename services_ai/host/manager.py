@@ -67,7 +67,7 @@ class _Dispatch:
 def plugin_name_of(entry_point: importlib.metadata.EntryPoint) -> str:
     """Return the registry name of the plugin an entry point belongs to: its distribution."""
     dist = entry_point.dist
-    return canonicalize_name(dist.name if dist is not None else entry_point.name)
+    return canonicalize_name((dist.name if dist is not None else None) or entry_point.name)
 
 
 def discover_entry_points() -> dict[str, list[importlib.metadata.EntryPoint]]:
@@ -114,7 +114,15 @@ class PluginHost:
         if entry_points is None:
             entry_points = discover_entry_points()
         for name in sorted(self.state.enabled):
-            if self.pm.has_plugin(name) or name not in entry_points:
+            if self.pm.has_plugin(name) or name in self._given:
+                continue
+            if name not in entry_points:
+                self._record_load_failure(
+                    name,
+                    "missing",
+                    "enabled, but not installed in this environment (no distribution with a "
+                    f"{ENTRY_POINT_GROUP!r} entry point of that name on sys.path)",
+                )
                 continue
             eps = entry_points[name]
             if len(eps) > 1:
@@ -127,7 +135,7 @@ class PluginHost:
                 continue
             try:
                 plugin = eps[0].load()
-            except Exception as exc:
+            except (Exception, SystemExit) as exc:  # a plugin calling sys.exit() is just broken
                 self._record_load_failure(
                     name,
                     "import",
@@ -181,23 +189,25 @@ class PluginHost:
         logger.error("%s", failure)
         return PluginLoadError(message, plugin=name)
 
-    def apply_state(self, state: RegistryState, entry_points: Any = None) -> None:
-        """Switch to a newer registry snapshot: grants apply at once; a changed set of enabled
-        plugins is registered again in name order, so every process calls them in one order."""
-        enabled_changed = state.enabled != self.state.enabled
-        self.state = state
-        if enabled_changed:
-            for name in self.plugin_names():
-                self.unregister(name)
-            for name, plugin in self._given.items():
-                if name in state.enabled:
-                    with contextlib.suppress(PluginLoadError):  # recorded by register()
-                        self.register(plugin, name)
-        for name in list(self.load_failures):
-            if name not in state.enabled:
-                del self.load_failures[name]
-        self._invalidate()
-        self.load_entrypoints(entry_points)
+    def refreshed(self, state: RegistryState, entry_points: Any = None) -> PluginHost:
+        """Return a new host for a newer registry snapshot; this one keeps serving meanwhile.
+
+        Threads still dispatching through this host are never disturbed by the rebuild. Plugins
+        are registered in name order, so every process calls them in one order; modules already
+        imported are not imported again. Call counts, timings and failures carry over.
+        """
+        for dispatch in self._dispatch.values():
+            dispatch.fold()
+        host = PluginHost(state, on_failure=self.on_failure)
+        host._stats = self._stats
+        host.failures = self.failures
+        for name, plugin in self._given.items():
+            host._given[name] = plugin
+            if name in state.enabled:
+                with contextlib.suppress(PluginLoadError):  # recorded by register()
+                    host.register(plugin, name)
+        host.load_entrypoints(entry_points)
+        return host
 
     def plugin_names(self) -> list[str]:
         """Return the names of the registered plugins, sorted."""
@@ -267,7 +277,7 @@ class PluginHost:
                 running.call = call
                 try:
                     value = function(*args)
-                except Exception as exc:
+                except (Exception, SystemExit) as exc:
                     stats.errors += 1
                     self._hook_failed(plugin, hook, exc)
                     value = None
@@ -295,7 +305,7 @@ class PluginHost:
             start = perf_counter_ns()
             try:
                 value = impl.function(*[kwargs[arg] for arg in impl.argnames])
-            except Exception as exc:
+            except (Exception, SystemExit) as exc:
                 impl.stats.errors += 1
                 return HookOutcome(plugin, hook, failure=self._hook_failed(plugin, hook, exc))
             finally:
@@ -309,7 +319,7 @@ class PluginHost:
         """Return the plugins that would receive ``hook``, in call order."""
         return [impl.plugin for impl in self._implementations(hook, permission)]
 
-    def _hook_failed(self, plugin: str, hook: str, exc: Exception) -> HookFailure:
+    def _hook_failed(self, plugin: str, hook: str, exc: BaseException) -> HookFailure:
         failure = HookFailure(
             plugin=plugin,
             hook=hook,

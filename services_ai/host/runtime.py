@@ -62,7 +62,7 @@ def get_host() -> PluginHost:
             _host = create_host(load_state(), on_failure=_record_failure)
             logger.info("plugin host built: %s", ", ".join(_host.plugin_names()) or "no plugins")
         elif _host.state.generation != generation:
-            _host.apply_state(load_state())
+            _host = _host.refreshed(load_state())
             logger.info(
                 "plugin host refreshed: %s", ", ".join(_host.plugin_names()) or "no plugins"
             )

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import getpass
 import json
+import sys
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 
 from plugin_registry import services
 from plugin_registry.models import Plugin
 from plugin_registry.settings_store import missing_required
-from plugin_registry.sync import sync_registry
+from plugin_registry.sync import installed_plugins, sync_registry
+from services_ai.cli import require_migrated
 
 
 class Command(BaseCommand):
@@ -27,21 +31,39 @@ class Command(BaseCommand):
             sub = actions.add_parser(action, help=what)
             sub.add_argument("name")
             sub.add_argument("permission")
-        configure = actions.add_parser("configure", help="Set settings: KEY=VALUE ...")
+        configure = actions.add_parser(
+            "configure",
+            help="Set settings: KEY=VALUE ... (KEY=- reads the value from standard input, one "
+            "line per key, so secrets stay out of the process list and shell history)",
+        )
         configure.add_argument("name")
         configure.add_argument("values", nargs="+", metavar="KEY=VALUE")
 
     def handle(self, *args: Any, action: str, **options: Any) -> None:
-        report = sync_registry()
+        require_migrated()
+        if action == "list":
+            self.do_list(**options)
+            return
+        # The mirror is refreshed first, and in the same transaction as the action: a refused
+        # action rolls everything back, so bad input changes nothing.
         try:
-            getattr(self, f"do_{action}")(**options)
+            with transaction.atomic():
+                self.sync_report = sync_registry()
+                getattr(self, f"do_{action}")(**options)
         except services.RegistryError as exc:
             raise CommandError(str(exc)) from None
-        if action == "sync":
-            for error in report.invalid.values():
-                self.stderr.write(f"invalid: {error}")
 
     def do_sync(self, **options: Any) -> None:
+        report = self.sync_report
+        for label, names in (
+            ("added", report.added),
+            ("updated", report.updated),
+            ("not installed", report.removed),
+        ):
+            if names:
+                self.stdout.write(f"{label}: {', '.join(names)}")
+        for error in report.invalid.values():
+            self.stderr.write(f"invalid: {error}")
         self.stdout.write(self.style.SUCCESS("registry in sync with installed plugins"))
 
     def do_list(self, *, json: bool = False, **options: Any) -> None:
@@ -49,6 +71,15 @@ class Command(BaseCommand):
         if json:
             self.stdout.write(_dumps(rows))
             return
+        mirrored = {(row["name"], row["version"]) for row in rows if row["installed"]}
+        found = {(name, p.metadata.version) for name, p in installed_plugins().items()}
+        if mirrored != found:
+            self.stdout.write(
+                self.style.WARNING(
+                    "the installed plugins changed since the last sync: "
+                    "run `services-ai plugins sync`"
+                )
+            )
         if not rows:
             self.stdout.write("no plugins installed")
             return
@@ -114,9 +145,19 @@ class Command(BaseCommand):
             key, sep, value = item.partition("=")
             if not sep or not key:
                 raise CommandError(f"expected KEY=VALUE, got {item!r}")
+            if value == "-":
+                value = self._read_value(key)
             pairs[key.strip()] = value
         stored = services.configure(name, pairs, actor="cli")
         self.stdout.write(self.style.SUCCESS(f"configured {name}: {', '.join(stored)}"))
+
+    def _read_value(self, key: str) -> str:
+        if sys.stdin.isatty():
+            return getpass.getpass(f"{key}: ")
+        line = sys.stdin.readline()
+        if not line:
+            raise CommandError(f"{key}=- but standard input is empty")
+        return line.rstrip("\n")
 
 
 def _dumps(rows: list[dict[str, Any]]) -> str:

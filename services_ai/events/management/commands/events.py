@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from services_ai.events.delivery import retry
+from plugin_registry.models import Plugin
+from services_ai.cli import require_migrated
+from services_ai.events.delivery import RETRYABLE, retry
 from services_ai.events.models import Delivery
 from services_ai.events.stats import delivery_stats, prune
 
@@ -24,7 +27,9 @@ class Command(BaseCommand):
         listing.add_argument("--status", choices=Delivery.Status.values)
         listing.add_argument("--limit", type=int, default=50)
         listing.add_argument("--json", action="store_true")
-        again = actions.add_parser("retry", help="Retry dead (or failed) deliveries now.")
+        again = actions.add_parser(
+            "retry", help="Run dead, failed or stuck pending deliveries again now."
+        )
         again.add_argument("ids", nargs="*", type=int, metavar="ID")
         again.add_argument("--all-dead", action="store_true", help="every dead delivery")
         again.add_argument("--plugin", help="with --all-dead: only this plugin's")
@@ -34,6 +39,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, action: str, **options: Any) -> None:
+        require_migrated()
         getattr(self, f"do_{action}")(**options)
 
     def do_stats(self, *, json: bool = False, **options: Any) -> None:
@@ -55,8 +61,11 @@ class Command(BaseCommand):
             )
 
     def do_deliveries(self, *, plugin, status, limit: int, json: bool = False, **options) -> None:
+        if limit < 1:
+            raise CommandError("--limit must be at least 1")
         rows = Delivery.objects.all()
         if plugin:
+            _known_plugin(plugin)
             rows = rows.filter(plugin_name=plugin)
         if status:
             rows = rows.filter(status=status)
@@ -80,8 +89,10 @@ class Command(BaseCommand):
         if json:
             self.stdout.write(_dumps(data))
             return
+        if not data:
+            self.stdout.write("no deliveries match")
         for d in data:
-            detail = d["last_error"] or d["skip_reason"]
+            detail = d["skip_reason"] if d["status"] == "skipped" else d["last_error"]
             self.stdout.write(
                 f"#{d['id']:<6} {d['hook']:<16} {d['plugin']:<20} {d['status']:<10} "
                 f"{d['attempts']}/{d['max_attempts']}  {detail[:100]}"
@@ -90,30 +101,49 @@ class Command(BaseCommand):
     def do_retry(self, *, ids: list[int], all_dead: bool, plugin: str | None, **options) -> None:
         if bool(ids) == all_dead:
             raise CommandError("give delivery ids or --all-dead (not both)")
+        if plugin and not all_dead:
+            raise CommandError("--plugin only goes with --all-dead")
         if all_dead:
             rows = Delivery.objects.filter(status=Delivery.Status.DEAD)
             if plugin:
+                _known_plugin(plugin)
                 rows = rows.filter(plugin_name=plugin)
         else:
+            too_big = [i for i in ids if not 0 < i < 2**63]
+            if too_big:
+                raise CommandError(f"no delivery with id {', '.join(map(str, too_big))}")
             rows = Delivery.objects.filter(pk__in=ids)
             missing = sorted(set(ids) - set(rows.values_list("pk", flat=True)))
             if missing:
                 raise CommandError(f"no delivery with id {', '.join(map(str, missing))}")
-            not_retryable = [d for d in rows if d.status not in ("dead", "failed")]
+            not_retryable = [d for d in rows if d.status not in RETRYABLE]
             if not_retryable:
                 listed = ", ".join(f"#{d.pk} is {d.status}" for d in not_retryable)
-                raise CommandError(f"only dead or failed deliveries can be retried: {listed}")
-        count = retry(list(rows))
+                raise CommandError(
+                    f"only dead, failed or pending deliveries can be retried: {listed}"
+                )
+        count = retry(list(rows.values_list("pk", flat=True)))
         self.stdout.write(self.style.SUCCESS(f"retrying {count} deliveries"))
 
     def do_prune(self, *, days: float | None, **options: Any) -> None:
+        if days is not None and not (math.isfinite(days) and 0 <= days <= 36500):
+            raise CommandError("--days must be a number of days from 0 to 36500")
         removed = prune(days)
         self.stdout.write(
             self.style.SUCCESS(
                 f"pruned {removed['deliveries']} deliveries, {removed['events']} events, "
-                f"{removed['tasks']} finished tasks"
+                f"{removed['tasks']} finished tasks, {removed['failures']} plugin failures"
             )
         )
+
+
+def _known_plugin(name: str) -> None:
+    if not (
+        Plugin.objects.filter(name=name).exists()
+        or Delivery.objects.filter(plugin_name=name).exists()
+    ):
+        known = ", ".join(Plugin.objects.values_list("name", flat=True)) or "none"
+        raise CommandError(f"unknown plugin {name!r}; plugins: {known}")
 
 
 def _dumps(rows: Any) -> str:

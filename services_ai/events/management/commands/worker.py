@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 from django.core.management.base import BaseCommand, CommandError
 
+from services_ai.cli import require_migrated
 from services_ai.events.supervisor import Supervisor
 
 
@@ -24,8 +27,11 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, processes: int, interval: float, max_seconds, verbosity, **options):
-        if processes < 1:
-            raise CommandError("--processes must be at least 1")
-        if interval <= 0:
-            raise CommandError("--interval must be positive")
+        if not 1 <= processes <= 64:
+            raise CommandError("--processes must be from 1 to 64")
+        if not (math.isfinite(interval) and 0 < interval <= 60):
+            raise CommandError("--interval must be more than 0 and at most 60 seconds")
+        if max_seconds is not None and not (math.isfinite(max_seconds) and max_seconds > 0):
+            raise CommandError("--max-seconds must be a positive number of seconds")
+        require_migrated()
         Supervisor(processes, interval=interval, verbosity=verbosity).run(max_seconds=max_seconds)
