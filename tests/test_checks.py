@@ -45,3 +45,7 @@ def test_event_delivery_checks(settings):
     assert [e.id for e in check_task_backend()] == ["events.E001", "events.E002"]
     settings.SERVICES_AI_EVENTS = {"TIME_BUDGET": {"default": 0}, "MAX_ATTEMPTS": 0}
     assert [e.id for e in check_delivery_settings()] == ["events.E003", "events.E004"]
+
+
+def test_migrations_match_the_models():
+    call_command("makemigrations", "--check", "--dry-run", verbosity=0)

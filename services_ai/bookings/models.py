@@ -1,9 +1,10 @@
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
-from django.db import models, transaction
+from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from services_ai.models import EmitsEvents
 from services_ai.plugins.types import SNAPSHOT_VERSION, BookingSnapshot
 from services_ai.snapshots import iso, parse_moment
 
@@ -41,7 +42,7 @@ class BookingQuerySet(models.QuerySet):
         return qs
 
 
-class Booking(models.Model):
+class Booking(EmitsEvents):
     class Status(models.TextChoices):
         REQUESTED = "requested", _("requested")
         CONFIRMED = "confirmed", _("confirmed")
@@ -78,11 +79,6 @@ class Booking(models.Model):
 
     def __str__(self) -> str:
         return f"{self.service} for {self.lead} at {self.start:%Y-%m-%d %H:%M}"
-
-    def save(self, *args, **kwargs) -> None:
-        # One transaction for the row and its event: the event is recorded by post_save.
-        with transaction.atomic(using=kwargs.get("using")):
-            super().save(*args, **kwargs)
 
     def clean(self) -> None:
         if self.start and self.end and self.end < self.start:

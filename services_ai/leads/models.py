@@ -1,8 +1,9 @@
 from __future__ import annotations
 
-from django.db import models, transaction
+from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from services_ai.models import EmitsEvents
 from services_ai.plugins.types import SNAPSHOT_VERSION, LeadSnapshot
 from services_ai.snapshots import iso, parse_moment
 
@@ -31,7 +32,7 @@ class LeadQuerySet(models.QuerySet):
         return qs
 
 
-class Lead(models.Model):
+class Lead(EmitsEvents):
     name = models.CharField(_("name"), max_length=200)
     email = models.EmailField(_("email"), blank=True)
     phone = models.CharField(_("phone"), max_length=50, blank=True)
@@ -51,11 +52,6 @@ class Lead(models.Model):
 
     def __str__(self) -> str:
         return self.name
-
-    def save(self, *args, **kwargs) -> None:
-        # One transaction for the row and its event: the event is recorded by post_save.
-        with transaction.atomic(using=kwargs.get("using")):
-            super().save(*args, **kwargs)
 
     def snapshot(self) -> LeadSnapshot:
         """Return the JSON-serialisable snapshot plugins receive."""
