@@ -120,16 +120,20 @@ def _drop_pg(name: str) -> None:
 
 
 def _query(database_url: str, home: Path, sql: str) -> tuple:
+    row: tuple | None
     if database_url:
         import psycopg
 
-        with psycopg.connect(database_url, autocommit=True) as conn:
-            return conn.execute(sql).fetchone()
-    conn = sqlite3.connect(home / "services_ai.sqlite3", timeout=30)
-    try:
-        return conn.execute(sql).fetchone()
-    finally:
-        conn.close()
+        with psycopg.connect(database_url, autocommit=True) as pg_conn:
+            row = pg_conn.execute(sql).fetchone()
+    else:
+        conn = sqlite3.connect(home / "services_ai.sqlite3", timeout=30)
+        try:
+            row = conn.execute(sql).fetchone()
+        finally:
+            conn.close()
+    assert row is not None, sql
+    return row
 
 
 CREATE = """
@@ -215,22 +219,18 @@ def main() -> None:
 
         print(f"\nWorker throughput: {args.deliveries} deliveries to one no-op plugin")
         print(f"{'database':<12}{'processes':>10}{'deliveries/s':>14}")
-        databases = [("sqlite", "", None)]
-        pg = None if args.no_postgres else _pg_database()
-        if pg:
-            databases.append(("postgresql", pg[1], pg[0]))
-        try:
-            for label, url, _ in databases:
-                for processes in (1, 2):
-                    if url and processes == 2:  # a fresh database per run
-                        _drop_pg(pg[0])
-                        pg = _pg_database()
-                        url = pg[1]
-                    rate = throughput(root, site, url, processes, args.deliveries)
-                    print(f"{label:<12}{processes:>10}{rate:>14.0f}")
-        finally:
-            if pg:
+        for processes in (1, 2):
+            rate = throughput(root, site, "", processes, args.deliveries)
+            print(f"{'sqlite':<12}{processes:>10}{rate:>14.0f}")
+        for processes in () if args.no_postgres else (1, 2):
+            pg = _pg_database()  # a fresh database per run
+            if pg is None:
+                break
+            try:
+                rate = throughput(root, site, pg[1], processes, args.deliveries)
+            finally:
                 _drop_pg(pg[0])
+            print(f"{'postgresql':<12}{processes:>10}{rate:>14.0f}")
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
