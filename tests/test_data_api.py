@@ -65,3 +65,30 @@ def test_plugin_data_is_private_to_each_plugin():
         assert api.get_data("k") == {"n": 1}
         assert api.delete_data() == 1
         assert api.get_data("k", "gone") == "gone"
+
+
+def test_update_data_changes_a_value_in_one_step():
+    with as_plugin(name="a"):
+        assert api.update_data("n", lambda n: n + 1, default=0) == 1
+        assert api.update_data("n", lambda n: n + 1, default=0) == 2
+        assert api.get_data("n") == 2
+    with as_plugin(name="b"):
+        assert api.update_data("n", lambda n: n + 10, default=0) == 10
+
+
+def test_a_redelivered_booking_event_is_logged_once_by_the_example_widget():
+    import booking_widget.main as widget
+
+    from services_ai.plugins.context import DeliveryInfo, running
+
+    booking = {"id": 7, "created_at": "2026-11-25T10:00:00+00:00"}
+    with as_plugin("read_bookings", name="booking-widget"):
+        for attempt in (1, 2):  # the same delivery, run twice (say, after a worker died)
+            running.delivery = DeliveryInfo(
+                idempotency_key="41:booking-widget", attempt=attempt, event_id=41
+            )
+            try:
+                widget.booking_created(booking)
+            finally:
+                running.delivery = None
+        assert [e["booking_id"] for e in api.get_data("activity")] == [7]

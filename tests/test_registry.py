@@ -15,7 +15,7 @@ pytestmark = pytest.mark.django_db
 
 def test_sync_mirrors_the_installed_distributions(registry):
     plugin = Plugin.objects.get(name="crm-sync")
-    assert plugin.version == "1.0.0"
+    assert plugin.version == "1.1.0"
     assert plugin.summary.startswith("Queues new leads")
     assert plugin.author == "Services AI Examples"
     assert plugin.author_email == "plugins@example.com"

@@ -6,6 +6,7 @@ Plugins are trusted, in-process code: permissions are consent and least data, no
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from .context import DeliveryInfo, current_call, running
@@ -25,6 +26,7 @@ __all__ = [
     "list_leads",
     "render_template",
     "set_data",
+    "update_data",
 ]
 
 MAX_LIMIT = 1000
@@ -135,6 +137,32 @@ def set_data(key: str, value: Any) -> None:
     PluginData.objects.update_or_create(
         plugin_name=current_call().plugin, key=key, defaults={"value": value}
     )
+
+
+def update_data(key: str, change: Callable[[Any], Any], default: Any = None) -> Any:
+    """Replace the value under ``key`` with ``change(current)`` atomically; return the new value.
+
+    ``current`` is ``default`` when nothing is stored yet. Workers updating the same key at the
+    same time wait for each other, so nothing is lost (unlike ``get_data`` then ``set_data``).
+    ``change`` runs inside a database transaction: keep it quick and free of outside effects.
+    """
+    from django.db import IntegrityError, transaction
+
+    from plugin_registry.models import PluginData
+
+    plugin = current_call().plugin
+    rows = PluginData.objects.select_for_update()
+    with transaction.atomic():
+        row = rows.filter(plugin_name=plugin, key=key).first()
+        if row is None:
+            try:
+                with transaction.atomic():
+                    row = PluginData.objects.create(plugin_name=plugin, key=key, value=default)
+            except IntegrityError:  # created meanwhile by a concurrent update: use that one
+                row = rows.get(plugin_name=plugin, key=key)
+        row.value = change(row.value)
+        row.save(update_fields=["value", "updated_at"])
+        return row.value
 
 
 def delete_data(key: str | None = None) -> int:

@@ -25,10 +25,21 @@ def _display(value: str) -> str:
 
 
 def _log(booking_id: int, event: str, at: str) -> None:
-    """Append one entry to the activity log, keeping the last ``ACTIVITY_SIZE``."""
-    entries = list(api.get_data(ACTIVITY_KEY, []))
-    entries.append({"booking_id": booking_id, "event": event, "at": at})
-    api.set_data(ACTIVITY_KEY, entries[-ACTIVITY_SIZE:])
+    """Append one entry to the activity log, keeping the last ``ACTIVITY_SIZE``.
+
+    A redelivered event (same idempotency key) is logged once; concurrent workers do not lose
+    each other's entries.
+    """
+    delivery = api.current_delivery()
+    key = delivery.idempotency_key if delivery else None
+    entry = {"booking_id": booking_id, "event": event, "at": at, "key": key}
+
+    def append(entries: list[dict]) -> list[dict]:
+        if key is not None and any(e.get("key") == key for e in entries):
+            return entries
+        return [*entries, entry][-ACTIVITY_SIZE:]
+
+    api.update_data(ACTIVITY_KEY, append, default=[])
 
 
 @hookimpl

@@ -16,12 +16,8 @@ EXPORT_LIMIT = 1000
 
 
 def _append(key: str, lead_id: int) -> list[int]:
-    """Add ``lead_id`` to the stored list under ``key`` once; return the new list."""
-    ids = list(api.get_data(key, []))
-    if lead_id not in ids:
-        ids.append(lead_id)
-        api.set_data(key, ids)
-    return ids
+    """Add ``lead_id`` to the stored list under ``key`` once, atomically; return the list."""
+    return api.update_data(key, lambda ids: ids if lead_id in ids else [*ids, lead_id], [])
 
 
 def to_crm(lead: LeadSnapshot) -> dict[str, Any]:
