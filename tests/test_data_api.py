@@ -9,13 +9,15 @@ from django.utils import timezone
 
 from services_ai.bookings.models import Booking
 from services_ai.leads.models import Lead
-from services_ai.plugins import PluginCall, PluginPermissionDenied, acting_as, api
+from services_ai.plugins import PluginPermissionDenied, api
+from services_ai.testing.plugins import as_plugin as acting_as_plugin
+from services_ai.testing.plugins import delivering
 
 pytestmark = pytest.mark.django_db
 
 
 def as_plugin(*perms: str, name: str = "tester"):
-    return acting_as(PluginCall(plugin=name, granted=frozenset(perms)))
+    return acting_as_plugin(name, *perms)
 
 
 def test_list_leads_needs_read_leads_and_applies_filters():
@@ -79,16 +81,9 @@ def test_update_data_changes_a_value_in_one_step():
 def test_a_redelivered_booking_event_is_logged_once_by_the_example_widget():
     import booking_widget.main as widget
 
-    from services_ai.plugins.context import DeliveryInfo, running
-
     booking = {"id": 7, "created_at": "2026-11-25T10:00:00+00:00"}
     with as_plugin("read_bookings", name="booking-widget"):
         for attempt in (1, 2):  # the same delivery, run twice (say, after a worker died)
-            running.delivery = DeliveryInfo(
-                idempotency_key="41:booking-widget", attempt=attempt, event_id=41
-            )
-            try:
+            with delivering("41:booking-widget", attempt=attempt, event_id=41):
                 widget.booking_created(booking)
-            finally:
-                running.delivery = None
         assert [e["booking_id"] for e in api.get_data("activity")] == [7]

@@ -11,7 +11,7 @@ internal and may change without notice.
 """
 
 from . import api
-from .context import DeliveryInfo, PluginCall, acting_as
+from .context import DeliveryInfo
 from .exceptions import (
     ManifestError,
     NoPluginContext,
@@ -47,14 +47,12 @@ __all__ = [
     "LeadSnapshot",
     "ManifestError",
     "NoPluginContext",
-    "PluginCall",
     "PluginError",
     "PluginLoadError",
     "PluginPermissionDenied",
     "SettingsError",
     "Widget",
     "WidgetContext",
-    "acting_as",
     "api",
     "hookimpl",
     "hookspec",

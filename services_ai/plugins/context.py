@@ -44,7 +44,7 @@ def current_call() -> PluginCall:
     if call is None:
         raise NoPluginContext(
             "the data API can only be used from inside a hook implementation "
-            "(or inside `with services_ai.plugins.acting_as(...)` in tests)"
+            "(in tests: inside `with services_ai.testing.plugins.as_plugin(...)`)"
         )
     return call
 
