@@ -60,16 +60,22 @@ def bare_pluggy(plugins: list[tuple[str, object]]) -> pluggy.PluginManager:
     return pm
 
 
-def best_per_call(stmt, number: int, repeat: int) -> float:
-    """Return the median over ``repeat`` runs of the time per call, in microseconds."""
-    runs = timeit.repeat(stmt, number=number, repeat=repeat)
-    return statistics.median(runs) / number * 1e6
+def per_call(first, second, number: int, repeat: int) -> tuple[float, float]:
+    """Time two callables in alternating runs; return each one's median per call, in us.
+
+    Alternating keeps a burst of load on the machine from favouring one side.
+    """
+    runs: tuple[list[float], list[float]] = ([], [])
+    for _ in range(repeat):
+        for stmt, times in zip((first, second), runs, strict=True):
+            times.append(timeit.timeit(stmt, number=number) / number * 1e6)
+    return statistics.median(runs[0]), statistics.median(runs[1])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--number", type=int, default=20_000, help="calls per timing run")
-    parser.add_argument("--repeat", type=int, default=7, help="timing runs per row (median)")
+    parser.add_argument("--repeat", type=int, default=9, help="timing runs per row (median)")
     args = parser.parse_args()
 
     print(f"{'impls':>5}  {'bare pluggy (us)':>16}  {'host (us)':>10}  {'ratio':>6}")
@@ -92,8 +98,7 @@ def main() -> None:
         def hosted(host=host) -> None:
             host.call("lead_created", lead=LEAD)
 
-        bare_us = best_per_call(bare, number, args.repeat)
-        host_us = best_per_call(hosted, number, args.repeat)
+        bare_us, host_us = per_call(bare, hosted, number, args.repeat)
         calls = sum(s.calls for s in host.stats().values())  # folds the per-run counts
         assert calls >= number * count, "the host did not call every implementation"
         print(f"{count:>5}  {bare_us:>16.2f}  {host_us:>10.2f}  {host_us / bare_us:>6.2f}")

@@ -111,13 +111,17 @@ def sync_registry() -> SyncReport:
         changed = True
     if changed:
         bump_generation()
-        logger.info(
-            "registry synced: added %s, updated %s, removed %s",
-            report.added or "-",
-            report.updated or "-",
-            report.removed or "-",
-        )
+        transaction.on_commit(lambda: _log_sync(report))
     return report
+
+
+def _log_sync(report: SyncReport) -> None:
+    logger.info(
+        "registry synced: added %s, updated %s, not installed %s",
+        report.added or "-",
+        report.updated or "-",
+        report.removed or "-",
+    )
 
 
 def _sync_permissions(plugin: Plugin, requested: list[str]) -> bool:

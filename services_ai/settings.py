@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from urllib.parse import unquote, urlsplit
 
+from django.core.exceptions import ImproperlyConfigured
+
 from services_ai import conf
 from services_ai.events.conf import parse_budgets
 
@@ -83,7 +85,9 @@ def database_from_url(url: str) -> dict:
         }
     if parts.scheme == "sqlite":
         return sqlite_database(unquote(parts.path) or str(HOME / "services_ai.sqlite3"))
-    raise ValueError(f"DATABASE_URL: unsupported scheme {parts.scheme!r} (postgresql or sqlite)")
+    raise ImproperlyConfigured(
+        f"DATABASE_URL={url!r}: unsupported scheme {parts.scheme!r}; use postgresql:// or sqlite:///"
+    )
 
 
 def sqlite_database(path: str) -> dict:

@@ -21,7 +21,7 @@ class DeliveryAdmin(admin.ModelAdmin):
     readonly_fields = [f.name for f in Delivery._meta.fields]
     actions = ["retry_now"]
 
-    @admin.action(description="Retry the selected dead or failed deliveries")
+    @admin.action(description="Run the selected dead, failed or pending deliveries again")
     def retry_now(self, request, queryset):
         count = retry(list(queryset.values_list("pk", flat=True)))
         self.message_user(request, f"retrying {count} deliveries", messages.SUCCESS)

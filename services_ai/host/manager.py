@@ -75,6 +75,9 @@ def discover_entry_points() -> dict[str, list[importlib.metadata.EntryPoint]]:
 
     Nothing is imported: this reads distribution metadata only.
     """
+    # Forget cached "nothing here" answers, so a plugin folder created or filled since the last
+    # look is seen (Python caches a missing sys.path entry as absent).
+    importlib.invalidate_caches()
     found: dict[str, list[importlib.metadata.EntryPoint]] = {}
     for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         found.setdefault(plugin_name_of(entry_point), []).append(entry_point)

@@ -12,7 +12,7 @@ class LoadFailure:
     """A plugin that could not be loaded; the other plugins loaded without it."""
 
     plugin: str
-    stage: str  # "import", "register" or "validate"
+    stage: str  # "missing" (not installed here), "import", "register" or "validate"
     message: str
     traceback: str = ""
 

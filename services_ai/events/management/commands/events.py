@@ -92,7 +92,9 @@ class Command(BaseCommand):
         if not data:
             self.stdout.write("no deliveries match")
         for d in data:
-            detail = d["skip_reason"] if d["status"] == "skipped" else d["last_error"]
+            detail = {"skipped": d["skip_reason"], "succeeded": ""}.get(
+                d["status"], d["last_error"]
+            )
             self.stdout.write(
                 f"#{d['id']:<6} {d['hook']:<16} {d['plugin']:<20} {d['status']:<10} "
                 f"{d['attempts']}/{d['max_attempts']}  {detail[:100]}"
