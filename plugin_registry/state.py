@@ -13,9 +13,9 @@ from .models import Plugin, PluginPermission
 def load_state() -> RegistryState:
     """Return which plugins are enabled and what each is granted, at the current generation."""
     generation = current_generation()
-    enabled = frozenset(
-        Plugin.objects.filter(enabled=True, installed=True).values_list("name", flat=True)
-    )
+    plugins = Plugin.objects.filter(enabled=True, installed=True).only("name", "manifest")
+    declared = {plugin.name: frozenset(plugin.hooks) for plugin in plugins}
+    enabled = frozenset(declared)
     grants: dict[str, set[str]] = defaultdict(set)
     for plugin, perm in PluginPermission.objects.filter(
         granted=True, requested=True, plugin__name__in=enabled
@@ -25,4 +25,5 @@ def load_state() -> RegistryState:
         generation=generation,
         enabled=enabled,
         grants={name: frozenset(perms) for name, perms in grants.items()},
+        declared_hooks=declared,
     )

@@ -267,3 +267,32 @@ def test_permission_denied_names_plugin_and_permission():
         "plugin 'crm-sync': permission 'read_leads' is not granted; an admin can grant it with "
         "`services-ai plugins grant crm-sync read_leads`"
     )
+
+
+def test_hooks_must_match_the_manifests_hook_specs():
+    declared = RegistryState(
+        generation=1,
+        enabled=frozenset({"rec", "lazy"}),
+        declared_hooks={
+            "rec": frozenset({"lead_created"}),  # also implements plugin_installed, data_export
+            "lazy": frozenset({"lead_created", "booking_created"}),
+        },
+    )
+
+    class Lazy:
+        @hookimpl
+        def lead_created(self, lead):
+            pass
+
+    host = create_host(
+        declared, load_entrypoints=False, plugins=[("rec", Recorder()), ("lazy", Lazy())]
+    )
+    assert host.plugin_names() == []
+    assert host.load_failures["rec"].message == (
+        "hook_specs in manifest.json misses implemented hook(s) data_export, plugin_installed; "
+        "add them"
+    )
+    assert host.load_failures["lazy"].message == (
+        "hook_specs in manifest.json lists booking_created, which the entry-point module does "
+        "not implement; implement or remove them"
+    )

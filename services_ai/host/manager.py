@@ -159,6 +159,7 @@ class PluginHost:
         except (pluggy.PluginValidationError, ValueError) as exc:
             raise self._record_load_failure(name, "register", str(exc)) from exc
         problems = self._validate_registered(plugin)
+        problems += self._check_declared_hooks(name, plugin)
         if problems:
             self.pm.unregister(plugin)
             raise self._record_load_failure(name, "validate", "; ".join(problems))
@@ -182,6 +183,27 @@ class PluginHost:
                     problems.append(_unknown_hook_message(caller.name))
                 elif impl.hookwrapper or impl.wrapper:
                     problems.append(f"hook {caller.name!r}: wrappers are not supported")
+        return problems
+
+    def _check_declared_hooks(self, name: str, plugin: object) -> list[str]:
+        """The manifest's ``hook_specs`` decides which events a plugin is sent, so a hook
+        implemented but not declared (or declared but not implemented) is a mistake to report,
+        not a silence to discover later."""
+        declared = self.state.declared_hooks.get(name)
+        if declared is None:
+            return []
+        implemented = {caller.name for caller in self.pm.get_hookcallers(plugin) or []}
+        problems = []
+        if undeclared := sorted(implemented - declared):
+            problems.append(
+                f"hook_specs in manifest.json misses implemented hook(s) {', '.join(undeclared)}; "
+                "add them"
+            )
+        if missing := sorted(declared - implemented):
+            problems.append(
+                f"hook_specs in manifest.json lists {', '.join(missing)}, which the entry-point "
+                "module does not implement; implement or remove them"
+            )
         return problems
 
     def _record_load_failure(

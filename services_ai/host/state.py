@@ -17,6 +17,9 @@ class RegistryState:
     generation: int = 0
     enabled: frozenset[str] = frozenset()
     grants: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # The hooks each plugin's manifest declares (``hook_specs``); plugins absent here (handed
+    # to the host directly, as in tests) are not checked against a manifest.
+    declared_hooks: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
     def granted(self, plugin: str) -> frozenset[str]:
         """Return the permissions granted to ``plugin``."""
