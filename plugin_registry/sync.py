@@ -15,7 +15,7 @@ from services_ai.plugins.markers import ENTRY_POINT_GROUP
 from .generation import bump_generation
 from .manifest import read_manifest
 from .metadata import DistMetadata
-from .models import Plugin, PluginPermission
+from .models import Plugin, PluginPermission, RegistryGeneration
 
 logger = logging.getLogger("plugin_registry.sync")
 
@@ -70,6 +70,8 @@ def sync_registry() -> SyncReport:
     version requests a permission gets it ungranted; one it no longer requests is revoked.
     """
     report = SyncReport()
+    # One sync at a time, across processes: two would both insert a new plugin's row.
+    list(RegistryGeneration.objects.select_for_update().filter(pk=1))
     installed = installed_plugins()
     changed = False
     for name, found in sorted(installed.items()):

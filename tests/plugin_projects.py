@@ -73,6 +73,7 @@ DELIVERY_PLUGINS = {
         @hookimpl
         def lead_created(lead):
             key = api.current_delivery().idempotency_key
+            api.update_data(f"calls:{key}", lambda calls: calls + 1, 0)
             if api.get_data(f"seen:{key}") is not None:
                 api.set_data(f"rerun:{key}", True)
                 return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import timedelta
 
 import pytest
@@ -141,6 +142,7 @@ def test_abandoned_running_delivery_is_reaped_and_rerun_once(registry):
     assert data("idempotent-counter") == {
         f"seen:{key}": Lead.objects.get().pk,
         f"rerun:{key}": True,
+        f"calls:{key}": 2,
     }
 
 
@@ -266,3 +268,14 @@ def test_a_plugin_cannot_swallow_its_timeout(registry, settings):
         except Exception as exc:  # what a careless plugin writes
             caught_by_plugin.append(exc)
     assert caught_by_plugin == []
+
+
+def test_a_timeout_caught_by_a_bare_except_still_counts(registry):
+    import time as time_module
+
+    from services_ai.events.delivery import time_limit
+
+    limit = time_limit(0.2)
+    with limit, contextlib.suppress(BaseException):  # what a careless plugin does
+        time_module.sleep(5)
+    assert limit.fired

@@ -66,6 +66,9 @@ def test_platform_script_sets_up_and_serves(tmp_path: Path):
         assert status == 302, f"dashboard did not answer (status {status}):\n{output}"
         assert status_of(f"http://127.0.0.1:{port}/admin/login/") == 200
         assert "created 3 leads and bookings" in output
+        while "supervising 1 worker process(es)" not in output and time.monotonic() < deadline:
+            time.sleep(0.5)  # the worker and the web server start side by side
+            output = (tmp_path / "platform.log").read_text()
         assert "supervising 1 worker process(es)" in output
         assert "lead-scorer 1.0.0  [enabled]" in output
         assert (home / "admin-password").stat().st_mode & 0o777 == 0o600

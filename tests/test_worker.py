@@ -180,6 +180,23 @@ def test_kill_9_mid_delivery_then_restart_delivers_everything_exactly_once(
     )
     assert len(seen) == 500
     assert {key for (key,) in seen} == {f"seen:{key}" for (key,) in keys}
+    # The plugin may have been called again only for a delivery that had a second attempt.
+    calls = dict(
+        platform.rows.all(
+            "SELECT key, value FROM plugin_registry_plugindata "
+            "WHERE plugin_name = 'idempotent-counter' AND key LIKE ?",
+            ("calls:%",),
+        )
+    )
+    attempts = dict(
+        platform.rows.all(
+            "SELECT event_id || ':' || plugin_name, attempts FROM events_delivery "
+            "WHERE plugin_name = 'idempotent-counter'"
+        )
+    )
+    assert len(calls) == 500
+    for key, count in calls.items():
+        assert 1 <= int(str(count)) <= attempts[key.removeprefix("calls:")], key
     assert platform.rows.one("SELECT COUNT(*) FROM events_event") == 500
 
 
@@ -316,4 +333,5 @@ def test_the_supervisor_survives_losing_its_database_connection(platform_factory
             what="deliveries after the connections were cut",
         )
         assert worker.poll() is None, platform.worker_log(0)
+        assert "supervisor pass failed (1 in a row); retrying" in platform.worker_log(0)
         platform.stop_all()

@@ -24,7 +24,8 @@ def check_task_backend(app_configs=None, **kwargs) -> list:
                 id="events.E001",
             )
         )
-    missing = [q for q in QUEUES if q not in backend.get("QUEUES", ["default"])]
+    queues = backend.get("QUEUES", ["default"])
+    missing = [q for q in QUEUES if queues and q not in queues]  # [] allows every queue
     if missing:
         problems.append(
             Error(

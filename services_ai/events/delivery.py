@@ -13,9 +13,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 
-from django.db import transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
+from services_ai.host import PluginHost
 from services_ai.host.records import HookOutcome
 from services_ai.plugins.context import DeliveryInfo, running
 
@@ -26,6 +27,8 @@ from .subscribers import subscribers, why_not_deliverable
 logger = logging.getLogger("services_ai.events")
 
 Status = Delivery.Status
+TIMEOUT_MESSAGE = "exceeded the time budget of this hook"
+RECORD_ATTEMPTS = 3
 
 
 class DeliveryTimeout(BaseException):
@@ -122,6 +125,12 @@ def _claim(delivery_id: int, worker_id: str) -> Delivery | str:
 
 def run_delivery(delivery_id: int, *, worker_id: str = "") -> str:
     """Run one delivery now, if it is due; record the outcome and schedule a retry."""
+    from services_ai.host.runtime import get_host
+
+    # Build or refresh the host first, outside any delivery's budget: a plugin that imports
+    # slowly must not make other plugins' deliveries time out. An import that hangs is caught
+    # by the supervisor, which kills a worker whose task runs past ``conf.stale_after()``.
+    host = get_host()
     claimed = _claim(delivery_id, worker_id)
     if isinstance(claimed, str):
         return claimed
@@ -131,29 +140,51 @@ def run_delivery(delivery_id: int, *, worker_id: str = "") -> str:
         attempt=delivery.attempts,
         event_id=delivery.event_id,
     )
+    limit = time_limit(conf.time_budget(delivery.hook))
     started = time.perf_counter()
     try:
-        # Building the host may import plugins: that, too, runs under the lease and the budget.
-        with _delivering(info), time_limit(conf.time_budget(delivery.hook)):
-            outcome = _call_plugin(delivery)
-    except DeliveryTimeout as exc:  # the traceback shows where the plugin was at the deadline
-        outcome = _failed(delivery, f"DeliveryTimeout: {exc}", traceback.format_exc())
+        with _delivering(info), limit:
+            outcome = _call_plugin(host, delivery)
+        if limit.fired:  # the plugin caught the interruption (a bare except) and went on
+            outcome = _failed(delivery, f"DeliveryTimeout: {TIMEOUT_MESSAGE}", "")
+    except DeliveryTimeout:  # the traceback shows where the plugin was at the deadline
+        _discard_connection()
+        outcome = _failed(delivery, f"DeliveryTimeout: {TIMEOUT_MESSAGE}", traceback.format_exc())
     except BaseException as exc:
         # The platform failed around the plugin, or the worker is being stopped: the attempt
         # is recorded either way, so the delivery is retried rather than left running.
+        _discard_connection()
         elapsed = (time.perf_counter() - started) * 1000
         message = f"{type(exc).__name__} in the worker: {exc}"
-        record_outcome(delivery, _failed(delivery, message, traceback.format_exc()), elapsed)
+        _record(delivery, _failed(delivery, message, traceback.format_exc()), elapsed)
         if not isinstance(exc, Exception):
             raise
         return "failed"
-    return record_outcome(delivery, outcome, (time.perf_counter() - started) * 1000)
+    return _record(delivery, outcome, (time.perf_counter() - started) * 1000)
 
 
-def _call_plugin(delivery: Delivery) -> HookOutcome:
-    from services_ai.host.runtime import get_host
+def _discard_connection() -> None:
+    """Drop the database connection an interruption may have left mid-query (psycopg does not
+    cancel a query for an arbitrary exception); the next query opens a fresh one."""
+    if not connection.in_atomic_block:
+        connection.close()
 
-    host = get_host()
+
+def _record(delivery: Delivery, outcome: HookOutcome, duration_ms: float) -> str:
+    """Record the outcome, riding out a short database hiccup (a lost connection, a lock)."""
+    for attempt in range(1, RECORD_ATTEMPTS + 1):
+        try:
+            return record_outcome(delivery, outcome, duration_ms)
+        except DatabaseError:
+            if attempt == RECORD_ATTEMPTS:
+                raise
+            logger.warning("recording %s failed (attempt %d); retrying", delivery, attempt)
+            connection.close()
+            time.sleep(0.5 * attempt)
+    raise AssertionError("unreachable")
+
+
+def _call_plugin(host: PluginHost, delivery: Delivery) -> HookOutcome:
     outcome = host.call_one(delivery.plugin_name, delivery.hook, **delivery.event.payload)
     if not outcome.skipped:
         return outcome
@@ -233,27 +264,35 @@ def _delivering(info: DeliveryInfo) -> Iterator[None]:
         running.delivery = outer
 
 
-def _raise_timeout(signum: int, frame: object) -> None:
-    raise DeliveryTimeout("exceeded the time budget of this hook")
-
-
-@contextmanager
-def time_limit(seconds: float) -> Iterator[None]:
+class time_limit:  # lower case: used like a function, ``with time_limit(3):``
     """Interrupt the block with DeliveryTimeout after ``seconds`` (main thread only).
 
-    Code that blocks the signal or never returns to Python is not interrupted: the worker
-    supervisor kills and replaces such a process once the lease (budget + grace) has passed.
+    ``fired`` tells afterwards whether the deadline passed, even if the code caught the
+    interruption. Code that blocks the signal or never returns to Python is not interrupted:
+    the worker supervisor kills and replaces such a process once the lease (budget + grace)
+    has passed.
     """
-    if threading.current_thread() is not threading.main_thread() or seconds <= 0:
-        yield
-        return
-    previous = signal.signal(signal.SIGALRM, _raise_timeout)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.fired = False
+        self._active = False
+
+    def _interrupt(self, signum: int, frame: object) -> None:
+        self.fired = True
+        raise DeliveryTimeout(TIMEOUT_MESSAGE)
+
+    def __enter__(self) -> time_limit:
+        self._active = threading.current_thread() is threading.main_thread() and self.seconds > 0
+        if self._active:
+            self._previous = signal.signal(signal.SIGALRM, self._interrupt)
+            signal.setitimer(signal.ITIMER_REAL, self.seconds)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._active:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self._previous)
 
 
 RETRYABLE = (Status.DEAD, Status.FAILED, Status.PENDING)

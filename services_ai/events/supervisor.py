@@ -25,6 +25,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass, field
 
 from django.db import close_old_connections
@@ -79,7 +80,9 @@ class Supervisor:
         self.children: dict[str, Child] = {}
         self.running = True
         self._serial = 0
-        self._prefix = f"{socket.gethostname()[:30]}-{os.getpid()}"
+        # Unique across hosts and restarts (containers often share host names and run as pid 1):
+        # the supervisor acts on database rows by worker id.
+        self._prefix = f"{socket.gethostname()[:24]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
     # -- children ---------------------------------------------------------------------------
 
