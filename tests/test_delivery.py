@@ -279,3 +279,37 @@ def test_a_timeout_caught_by_a_bare_except_still_counts(registry):
     with limit, contextlib.suppress(BaseException):  # what a careless plugin does
         time_module.sleep(5)
     assert limit.fired
+
+
+def test_the_supervisor_kills_an_overdue_worker_only_while_it_runs_plugin_code(registry):
+    import subprocess
+
+    from services_ai.events.delivery import plugin_marker
+    from services_ai.events.supervisor import Child, Supervisor
+
+    registry.enable("idempotent-counter", "read_leads")
+    Lead.objects.create(name="Ada")
+    run_worker_batch(queues=("events",))
+    delivery = Delivery.objects.get()
+    Delivery.objects.filter(pk=delivery.pk).update(
+        status="running", worker_id="w1", lease_expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    stand_in = subprocess.Popen(["sleep", "60"])  # plays the worker process
+    supervisor = Supervisor(1)
+    supervisor.children["w1"] = Child("w1", stand_in)
+    try:
+        plugin_marker("w1").parent.mkdir(parents=True, exist_ok=True)
+        plugin_marker("w1").write_text("")  # past the plugin: recording, say, behind a lock
+        supervisor._kill_overdue()
+        assert stand_in.poll() is None and "w1" in supervisor.children
+
+        plugin_marker("w1").write_text(str(delivery.pk))  # stuck inside the plugin
+        supervisor._kill_overdue()
+        assert stand_in.wait(timeout=10) == -9 and "w1" not in supervisor.children
+        delivery.refresh_from_db()
+        assert delivery.status == "failed"
+        assert delivery.last_error.startswith(f"DeliveryTimeout: delivery {delivery.pk} exceeded")
+    finally:
+        if stand_in.poll() is None:
+            stand_in.kill()
+            stand_in.wait()

@@ -12,10 +12,12 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
+from services_ai import conf as services_ai_conf
 from services_ai.host import PluginHost
 from services_ai.host.records import HookOutcome
 from services_ai.plugins.context import DeliveryInfo, running
@@ -143,7 +145,7 @@ def run_delivery(delivery_id: int, *, worker_id: str = "") -> str:
     limit = time_limit(conf.time_budget(delivery.hook))
     started = time.perf_counter()
     try:
-        with _delivering(info), limit:
+        with _delivering(info), in_plugin_code(worker_id, delivery.pk), limit:
             outcome = _call_plugin(host, delivery)
         if limit.fired:  # the plugin caught the interruption (a bare except) and went on
             outcome = _failed(delivery, f"DeliveryTimeout: {TIMEOUT_MESSAGE}", "")
@@ -161,6 +163,28 @@ def run_delivery(delivery_id: int, *, worker_id: str = "") -> str:
             raise
         return "failed"
     return _record(delivery, outcome, (time.perf_counter() - started) * 1000)
+
+
+def plugin_marker(worker_id: str) -> Path:
+    """Return the file that says which delivery's plugin code a worker is running, if any."""
+    return services_ai_conf.home() / "run" / f"{worker_id}.plugin"
+
+
+@contextmanager
+def in_plugin_code(worker_id: str, delivery_id: int) -> Iterator[None]:
+    """Mark the worker as inside plugin code for the supervisor, which only kills a worker
+    overrunning its lease while the plugin runs, never while the platform records the outcome
+    (waiting for a database lock, say)."""
+    if not worker_id:
+        yield
+        return
+    marker = plugin_marker(worker_id)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(str(delivery_id))
+    try:
+        yield
+    finally:
+        marker.write_text("")
 
 
 def _discard_connection() -> None:

@@ -35,6 +35,7 @@ from django_tasks_db.models import DBTaskResult
 from services_ai.plugins.markers import ENTRY_POINT_GROUP
 
 from . import conf
+from .delivery import plugin_marker
 from .models import Delivery
 from .reaper import abandon_worker, reap_stale
 from .stats import prune
@@ -124,9 +125,19 @@ class Supervisor:
             if code is None:
                 continue
             del self.children[worker_id]
+            plugin_marker(worker_id).unlink(missing_ok=True)
             if not child.retiring and self.running:
                 logger.error("worker %s exited with code %s; replacing it", worker_id, code)
                 abandon_worker(worker_id, f"abandoned: worker {worker_id} exited with code {code}")
+
+    @staticmethod
+    def _in_plugin(worker_id: str, delivery_id: int) -> bool:
+        """Whether the worker runs that delivery's plugin code (unknown counts as yes)."""
+        try:
+            marker = plugin_marker(worker_id).read_text()
+        except OSError:
+            return True
+        return marker == str(delivery_id)
 
     def _kill(self, worker_id: str) -> bool:
         child = self.children.pop(worker_id, None)
@@ -134,6 +145,7 @@ class Supervisor:
             return False
         child.process.kill()
         child.process.wait()
+        plugin_marker(worker_id).unlink(missing_ok=True)
         return True
 
     def _kill_overdue(self) -> None:
@@ -144,7 +156,7 @@ class Supervisor:
             lease_expires_at__lt=now,
         ).values_list("worker_id", "pk", "hook")
         for worker_id, pk, hook in overdue:
-            if not self._kill(worker_id):
+            if not self._in_plugin(worker_id, pk) or not self._kill(worker_id):
                 continue
             budget = conf.time_budget(hook)
             abandon_worker(
