@@ -17,18 +17,21 @@ import argparse
 import os
 import shutil
 import signal
-import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from contextlib import ExitStack
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+import psycopg  # noqa: E402
+
+from services_ai.testing.databases import Rows, throwaway_postgres  # noqa: E402
 from services_ai.testing.wheels import build_wheel, install_wheels, write_plugin_project  # noqa: E402
 
 NOOP = """
@@ -99,43 +102,6 @@ def request_path(root: Path, site: Path, saves: int) -> list[tuple[str, float, f
     return rows
 
 
-def _pg_database() -> tuple[str, str] | None:
-    try:
-        import psycopg
-
-        with psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=5) as admin:
-            name = f"sai_bench_{uuid.uuid4().hex[:10]}"
-            admin.execute(f'CREATE DATABASE "{name}"')
-    except Exception as exc:  # report it and go on with SQLite only
-        print(f"(PostgreSQL skipped: {exc})")
-        return None
-    return name, f"{PG_ADMIN.rsplit('/', 1)[0]}/{name}"
-
-
-def _drop_pg(name: str) -> None:
-    import psycopg
-
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def _query(database_url: str, home: Path, sql: str) -> tuple:
-    row: tuple | None
-    if database_url:
-        import psycopg
-
-        with psycopg.connect(database_url, autocommit=True) as pg_conn:
-            row = pg_conn.execute(sql).fetchone()
-    else:
-        conn = sqlite3.connect(home / "services_ai.sqlite3", timeout=30)
-        try:
-            row = conn.execute(sql).fetchone()
-        finally:
-            conn.close()
-    assert row is not None, sql
-    return row
-
-
 CREATE = """
 import sys, django
 django.setup()
@@ -173,25 +139,18 @@ def throughput(root: Path, site: Path, database_url: str, processes: int, count:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    rows = Rows(database_url, home)
     try:
         deadline = time.monotonic() + 600
         done = 0
         while time.monotonic() < deadline:
-            (done,) = _query(
-                database_url,
-                home,
-                "SELECT COUNT(*) FROM events_delivery WHERE status = 'succeeded'",
-            )
+            done = rows.one("SELECT COUNT(*) FROM events_delivery WHERE status = 'succeeded'")
             if done >= count:
                 break
             time.sleep(0.5)
         if done < count:
             raise RuntimeError(f"only {done} of {count} deliveries succeeded in time")
-        first, last = _query(
-            database_url,
-            home,
-            "SELECT MIN(started_at), MAX(finished_at) FROM events_delivery",
-        )
+        first, last = rows.row("SELECT MIN(started_at), MAX(finished_at) FROM events_delivery")
     finally:
         os.killpg(worker.pid, signal.SIGTERM)
         worker.wait(timeout=60)
@@ -223,13 +182,13 @@ def main() -> None:
             rate = throughput(root, site, "", processes, args.deliveries)
             print(f"{'sqlite':<12}{processes:>10}{rate:>14.0f}")
         for processes in () if args.no_postgres else (1, 2):
-            pg = _pg_database()  # a fresh database per run
-            if pg is None:
-                break
-            try:
-                rate = throughput(root, site, pg[1], processes, args.deliveries)
-            finally:
-                _drop_pg(pg[0])
+            with ExitStack() as stack:
+                try:  # a fresh database for each run
+                    url = stack.enter_context(throwaway_postgres(PG_ADMIN, "sai_bench"))
+                except psycopg.OperationalError as exc:  # report it; the SQLite rows stand
+                    print(f"(PostgreSQL skipped: {exc})")
+                    break
+                rate = throughput(root, site, url, processes, args.deliveries)
             print(f"{'postgresql':<12}{processes:>10}{rate:>14.0f}")
     finally:
         shutil.rmtree(root, ignore_errors=True)
