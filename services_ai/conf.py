@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import math
 import os
 import secrets
@@ -18,6 +19,7 @@ T = TypeVar("T")
 
 HOME_ENV = "SERVICES_AI_HOME"
 PLUGIN_PATH_ENV = "SERVICES_AI_PLUGIN_PATH"
+GENERATION_ENV = "SERVICES_AI_GENERATION"
 
 
 def home() -> Path:
@@ -27,30 +29,91 @@ def home() -> Path:
     return path
 
 
-def local_plugin_dir() -> Path:
-    """Return the folder that locally installed plugins live in (a ``--target`` install)."""
-    return home() / "plugins" / "site-packages"
+def environment_dir() -> Path:
+    """Return the folder of the managed plugin environment (its generations and lock files)."""
+    return home() / "env"
+
+
+def active_link() -> Path:
+    """Return the symlink that names the active generation of the managed environment."""
+    return environment_dir() / "active"
+
+
+def site_packages(venv: Path) -> Path:
+    """Return the ``site-packages`` folder of a virtual environment made with this Python."""
+    return venv / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages"
+
+
+def active_generation_dir() -> Path | None:
+    """Return the resolved folder of the active generation, or None before the first install."""
+    link = active_link()
+    try:
+        return link.parent / os.readlink(link)
+    except OSError:
+        return None
+
+
+# The generation whose site-packages this process put on sys.path (resolved once, so code
+# already imported and code imported later come from the same generation).
+_loaded_generation: Path | None = None
+
+
+def loaded_generation() -> Path | None:
+    """Return the generation folder this process loads plugins from."""
+    return _loaded_generation
 
 
 def plugin_site_dirs() -> list[Path]:
     """Return the folders whose distributions are offered as plugins, in priority order."""
     dirs = [Path(p) for p in os.environ.get(PLUGIN_PATH_ENV, "").split(os.pathsep) if p]
-    dirs.append(local_plugin_dir())
+    if _loaded_generation is not None:
+        dirs.append(site_packages(_loaded_generation))
     return dirs
+
+
+def _append_site(path: Path) -> None:
+    if str(path) not in sys.path:
+        site.addsitedir(str(path))
+        if str(path) not in sys.path:  # addsitedir skips a folder that does not exist yet
+            sys.path.append(str(path))
 
 
 def add_plugin_site_dirs() -> None:
     """Put the plugin folders on ``sys.path`` once, after the host's own packages.
 
-    Appending means the host's packages always win over a plugin folder's copy. Folders are
-    added even while empty or missing, so plugins installed later are found without a restart.
+    Appending means the host's packages always win over a plugin folder's copy. The active
+    generation of the managed environment is resolved now; ``SERVICES_AI_GENERATION`` (set by the
+    platform for the child that checks a new generation) names another generation instead.
     """
-    local_plugin_dir().mkdir(parents=True, exist_ok=True)
+    global _loaded_generation
+    forced = os.environ.get(GENERATION_ENV)
+    _loaded_generation = Path(forced) if forced else active_generation_dir()
     for path in plugin_site_dirs():
-        if str(path) not in sys.path:
-            site.addsitedir(str(path))
-            if str(path) not in sys.path:  # addsitedir skips a folder that does not exist yet
-                sys.path.append(str(path))
+        _append_site(path)
+
+
+def use_generation(generation: Path | None) -> None:
+    """Make this process load plugins from ``generation`` instead of the one it loaded.
+
+    Modules imported from the old generation are forgotten, so the next import reads the new
+    code; objects already holding the old modules keep working until they are dropped.
+    """
+    global _loaded_generation
+    old = _loaded_generation
+    if old == generation:
+        return
+    if old is not None:
+        old_site = str(site_packages(old))
+        while old_site in sys.path:
+            sys.path.remove(old_site)
+        prefix = old_site + os.sep
+        for name, module in list(sys.modules.items()):
+            if (getattr(module, "__file__", None) or "").startswith(prefix):
+                del sys.modules[name]
+    _loaded_generation = generation
+    if generation is not None:
+        _append_site(site_packages(generation))
+    importlib.invalidate_caches()
 
 
 def seconds(text: str) -> float:

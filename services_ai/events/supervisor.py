@@ -32,6 +32,7 @@ from django.db import close_old_connections
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
+from services_ai import conf as platform_conf
 from services_ai.plugins.markers import ENTRY_POINT_GROUP
 
 from . import conf
@@ -55,9 +56,10 @@ def _die_with_parent(parent: int) -> None:  # runs in the child, between fork an
 
 
 def plugin_environment_fingerprint() -> str:
-    """Return a digest of the installed plugin distributions (name, version, location)."""
+    """Return a digest of the active environment generation and the installed plugins."""
     importlib.invalidate_caches()
-    found = sorted(
+    found: list[tuple[str, str, str]] = [("<generation>", "", str(platform_conf.active_generation_dir()))]
+    found += sorted(
         (ep.dist.name, ep.dist.version, str(ep.dist.locate_file("")))
         for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
         if ep.dist is not None

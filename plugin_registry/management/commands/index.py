@@ -1,0 +1,93 @@
+"""``services-ai index``: the embedded devpi plugin index (init, start, stop, status, publish)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+
+from plugin_registry import index_server
+from plugin_registry.index import INDEXES, IndexClient, IndexConfig
+from plugin_registry.services import RegistryError
+
+
+class Command(BaseCommand):
+    help = "Run the embedded plugin index (devpi-server) and publish wheels to it."
+
+    def add_arguments(self, parser) -> None:
+        actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+        init = actions.add_parser("init", help="Create the index, its user and indexes (once).")
+        init.add_argument("--port", type=int, help="Port on 127.0.0.1 (default 3141).")
+        actions.add_parser("start", help="Start devpi-server in the background.")
+        actions.add_parser("stop", help="Stop devpi-server.")
+        actions.add_parser("status", help="Say whether the index runs and what it holds.")
+        publish = actions.add_parser("publish", help="Upload wheels with a login token.")
+        publish.add_argument("paths", nargs="+", metavar="PATH", type=Path)
+        publish.add_argument("--index", choices=INDEXES, default="stable")
+        push = actions.add_parser("promote", help="Copy NAME==VERSION from dev to stable.")
+        push.add_argument("requirement", metavar="NAME==VERSION")
+
+    def say(self, message: str) -> None:
+        self.stdout.write(message)
+
+    def handle(self, *args: Any, action: str, **options: Any) -> None:
+        try:
+            getattr(self, f"do_{action}")(**options)
+        except RegistryError as exc:
+            raise CommandError(str(exc)) from None
+
+    def do_init(self, port: int | None = None, **options: Any) -> None:
+        config = IndexConfig.load()
+        if not config.embedded:
+            raise CommandError(
+                "SERVICES_AI_INDEX_URL points at an existing devpi; `index init` only sets up "
+                "the embedded one"
+            )
+        index_server.init(self.say, port)
+        config = IndexConfig.load()
+        self.say(f"plugin index ready: {config.index_url('stable')} (dev: {config.dev})")
+
+    def do_start(self, **options: Any) -> None:
+        index_server.start(self.say)
+
+    def do_stop(self, **options: Any) -> None:
+        index_server.stop(self.say)
+
+    def do_status(self, **options: Any) -> None:
+        config = IndexConfig.load()
+        if config.embedded:
+            state = index_server.status()
+            running = f"running (pid {state.pid})" if state.running else "not running"
+            if not state.initialised:
+                running = "not set up (run `services-ai index init`)"
+            self.say(f"embedded index at {state.url}: {running}")
+            if not state.running:
+                return
+        client = IndexClient(config)
+        for index in INDEXES:
+            projects = client.projects(index)
+            self.say(f"{config.index_url(index)}: {len(projects)} project(s)")
+
+    def do_publish(self, paths: list[Path], index: str, **options: Any) -> None:
+        wheels: list[Path] = []
+        for path in paths:
+            if path.is_dir():
+                wheels += sorted(path.glob("*.whl"))
+            elif path.suffix == ".whl" and path.is_file():
+                wheels.append(path)
+            else:
+                raise CommandError(f"{path}: not a wheel file or a folder of wheels")
+        if not wheels:
+            raise CommandError("no wheels to publish")
+        client = IndexClient()
+        for wheel in wheels:
+            outcome = client.upload(wheel, index)
+            self.say(f"{wheel.name}: {outcome} ({client.config.index_url(index)})")
+
+    def do_promote(self, requirement: str, **options: Any) -> None:
+        name, sep, version = requirement.partition("==")
+        if not sep or not name or not version:
+            raise CommandError(f"{requirement!r}: give NAME==VERSION")
+        IndexClient().push(name, version, "dev", "stable")
+        self.say(f"promoted {name}=={version} to {IndexConfig.load().index_url('stable')}")
