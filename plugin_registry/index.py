@@ -12,7 +12,6 @@ import base64
 import hashlib
 import json
 import os
-import socket
 import urllib.error
 import urllib.request
 import uuid
@@ -156,7 +155,7 @@ class IndexClient:
                 return response.status, response.read()
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read()
-        except (urllib.error.URLError, OSError, socket.timeout) as exc:
+        except (TimeoutError, urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             hint = (
                 "start it with `services-ai index start`"

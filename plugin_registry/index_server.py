@@ -21,8 +21,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from services_ai import conf
-
 from .index import (
     DEFAULT_USER,
     IndexClient,
@@ -135,9 +133,12 @@ def init(say: Say, port: int | None = None) -> None:
         result = subprocess.run(
             [
                 str(venv / "bin" / "devpi-init"),
-                "--serverdir", str(server), "--no-root-pypi",
-                "--root-passwd", (folder / "root-password").read_text().strip(),
-            ],  # fmt: skip
+                "--serverdir",
+                str(server),
+                "--no-root-pypi",
+                "--root-passwd",
+                (folder / "root-password").read_text().strip(),
+            ],
             capture_output=True,
             text=True,
         )

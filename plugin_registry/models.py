@@ -20,6 +20,11 @@ class Plugin(models.Model):
     installed = models.BooleanField(_("installed"), default=True)
     enabled = models.BooleanField(_("enabled"), default=False)
     load_error = models.TextField(_("last load error"), blank=True)
+    installed_hook_pending = models.BooleanField(
+        _("plugin_installed not called yet"),
+        default=False,
+        help_text=_("installed or upgraded while disabled: the hook runs at the next enable"),
+    )
     created_at = models.DateTimeField(_("first seen"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
@@ -133,3 +138,80 @@ class RegistryGeneration(models.Model):
 
     def __str__(self) -> str:
         return f"generation {self.generation}"
+
+
+class CatalogueVersion(models.Model):
+    """One version of one project on the plugin index, mirrored with what it would ask for."""
+
+    name = models.CharField(_("name"), max_length=200, db_index=True)
+    version = models.CharField(_("version"), max_length=100)
+    filename = models.CharField(_("wheel"), max_length=300)
+    sha256 = models.CharField(_("sha256"), max_length=64)
+    is_plugin = models.BooleanField(_("is a plugin"), default=True)
+    available = models.BooleanField(_("on the index"), default=True)
+    summary = models.CharField(_("summary"), max_length=500, blank=True)
+    author = models.CharField(_("author"), max_length=200, blank=True)
+    requires_dist = models.JSONField(_("requirements"), default=list, blank=True)
+    requires_python = models.CharField(_("requires Python"), max_length=100, blank=True)
+    requires_platform = models.CharField(_("requires services-ai"), max_length=200, blank=True)
+    compatible = models.BooleanField(_("compatible"), default=True)
+    compatibility = models.CharField(_("compatibility"), max_length=500, blank=True)
+    manifest = models.JSONField(_("manifest"), default=dict, blank=True)
+    manifest_error = models.TextField(_("manifest error"), blank=True)
+    withdrawn = models.BooleanField(_("withdrawn"), default=False)
+    withdrawn_reason = models.CharField(_("withdrawn because"), max_length=500, blank=True)
+    synced_at = models.DateTimeField(_("synced"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("catalogue version")
+        verbose_name_plural = _("catalogue")
+        constraints = [
+            models.UniqueConstraint(fields=["name", "version"], name="unique_catalogue_version")
+        ]
+        ordering = ["name", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.version}"
+
+    @property
+    def permissions(self) -> list[str]:
+        return list(self.manifest.get("permissions", []))
+
+    @property
+    def settings(self) -> list[dict]:
+        return list(self.manifest.get("settings", []))
+
+    @property
+    def installable(self) -> bool:
+        return self.available and self.compatible and not self.withdrawn and not self.manifest_error
+
+
+class EnvironmentGeneration(models.Model):
+    """One build of the managed plugin environment: the requested plugins and their lock.
+
+    The active generation is the desired state: every node reconciles its environment to it.
+    """
+
+    class Status(models.TextChoices):
+        BUILDING = "building", _("building")
+        ACTIVE = "active", _("active")
+        INACTIVE = "inactive", _("inactive")
+        FAILED = "failed", _("failed")
+
+    number = models.PositiveIntegerField(_("generation"), unique=True)
+    status = models.CharField(_("status"), max_length=20, choices=Status.choices)
+    action = models.CharField(_("change"), max_length=500)
+    requested = models.JSONField(_("requested plugins"), default=dict)  # name -> version
+    lock = models.TextField(_("plugins.lock"), blank=True)
+    error = models.TextField(_("error"), blank=True)
+    actor = models.CharField(_("by"), max_length=150, blank=True)
+    created_at = models.DateTimeField(_("built"), auto_now_add=True)
+    activated_at = models.DateTimeField(_("last activated"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("environment generation")
+        verbose_name_plural = _("environment generations")
+        ordering = ["-number"]
+
+    def __str__(self) -> str:
+        return f"generation {self.number} ({self.status})"

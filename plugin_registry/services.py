@@ -56,6 +56,10 @@ def enable(name: str, *, actor: str = "") -> Plugin:
         plugin.save(update_fields=["enabled", "updated_at"])
         bump_generation()
         logger.info("%s enabled plugin %s", actor or "someone", plugin.name)
+    if plugin.installed_hook_pending:
+        from .environment import run_installed_hook
+
+        transaction.on_commit(lambda: run_installed_hook(plugin.name))
     return plugin
 
 

@@ -58,7 +58,9 @@ def _die_with_parent(parent: int) -> None:  # runs in the child, between fork an
 def plugin_environment_fingerprint() -> str:
     """Return a digest of the active environment generation and the installed plugins."""
     importlib.invalidate_caches()
-    found: list[tuple[str, str, str]] = [("<generation>", "", str(platform_conf.active_generation_dir()))]
+    found: list[tuple[str, str, str]] = [
+        ("<generation>", "", str(platform_conf.active_generation_dir()))
+    ]
     found += sorted(
         (ep.dist.name, ep.dist.version, str(ep.dist.locate_file("")))
         for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)

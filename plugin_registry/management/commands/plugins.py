@@ -3,28 +3,72 @@
 from __future__ import annotations
 
 import getpass
-import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from plugin_registry import services
+from plugin_registry.management.environment_actions import (
+    ENVIRONMENT_ACTIONS,
+    EnvironmentActions,
+    dumps,
+)
 from plugin_registry.models import Plugin
 from plugin_registry.settings_store import missing_required
 from plugin_registry.sync import installed_plugins, sync_registry
 from services_ai.cli import require_migrated
 
 
-class Command(BaseCommand):
+class Command(EnvironmentActions, BaseCommand):
     help = "Manage installed plugins: list, enable, disable, grant, revoke, configure, sync."
 
     def add_arguments(self, parser) -> None:
         actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
         listing = actions.add_parser("list", help="List installed plugins.")
         listing.add_argument("--json", action="store_true", help="Print JSON.")
-        actions.add_parser("sync", help="Mirror installed distributions into the registry.")
+        sync = actions.add_parser(
+            "sync",
+            help="Mirror installed distributions into the registry; with LOCK, install exactly "
+            "the plugin set of a hash-pinned lock file first.",
+        )
+        sync.add_argument("lock", nargs="?", type=Path, metavar="LOCK")
+        catalogue = actions.add_parser("catalogue", help="The plugins on the index.")
+        catalogue.add_argument("--json", action="store_true", help="Print JSON.")
+        catalogue.add_argument(
+            "--offline",
+            action="store_true",
+            help="Show the stored catalogue; do not read the index.",
+        )
+        install = actions.add_parser("install", help="Install plugins: NAME[==VERSION] ...")
+        install.add_argument("requirements", nargs="+", metavar="NAME[==VERSION]")
+        upgrade = actions.add_parser(
+            "upgrade", help="Move an installed plugin to the newest (or the given) version."
+        )
+        upgrade.add_argument("requirement", metavar="NAME[==VERSION]")
+        actions.add_parser("uninstall", help="Uninstall a plugin.").add_argument("name")
+        rollback = actions.add_parser("rollback", help="Switch back to the previous generation.")
+        rollback.add_argument("--to", type=int, metavar="N", help="A generation number.")
+        history = actions.add_parser("history", help="The generations of the environment.")
+        history.add_argument("--json", action="store_true", help="Print JSON.")
+        lock = actions.add_parser(
+            "lock", help="Write the active generation's lock (or resolve --input) to a file."
+        )
+        lock.add_argument("-o", "--output", type=Path, default=Path("plugins.lock"))
+        lock.add_argument("--input", type=Path, help="Resolve this plugins.in instead.")
+        check = actions.add_parser("check", help="Exit non-zero if the environment drifts.")
+        check.add_argument("lock", type=Path, metavar="LOCK")
+        for action, what in (
+            ("withdraw", "Mark a version withdrawn: it can no longer be installed."),
+            ("restore", "Lift a withdrawal."),
+        ):
+            sub = actions.add_parser(action, help=what)
+            sub.add_argument("requirement", metavar="NAME==VERSION")
+            if action == "withdraw":
+                sub.add_argument("--reason", default="")
+        actions.add_parser("recover", help="Finish or undo an interrupted environment change.")
         for action, what in (("enable", "Enable a plugin."), ("disable", "Disable a plugin.")):
             actions.add_parser(action, help=what).add_argument("name")
         for action, what in (("grant", "Grant a permission."), ("revoke", "Revoke a permission.")):
@@ -43,6 +87,12 @@ class Command(BaseCommand):
         require_migrated()
         if action == "list":
             self.do_list(**options)
+            return
+        if action in ENVIRONMENT_ACTIONS or (action == "sync" and options.get("lock")):
+            try:
+                getattr(self, f"env_{action}")(**options)
+            except services.RegistryError as exc:
+                raise CommandError(str(exc)) from None
             return
         # The mirror is refreshed first, and in the same transaction as the action: a refused
         # action rolls everything back, so bad input changes nothing.
@@ -69,7 +119,7 @@ class Command(BaseCommand):
     def do_list(self, *, json: bool = False, **options: Any) -> None:
         rows = [self._row(plugin) for plugin in Plugin.objects.prefetch_related("permissions")]
         if json:
-            self.stdout.write(_dumps(rows))
+            self.stdout.write(dumps(rows))
             return
         mirrored = {(row["name"], row["version"]) for row in rows if row["installed"]}
         found = {(name, p.metadata.version) for name, p in installed_plugins().items()}
@@ -158,7 +208,3 @@ class Command(BaseCommand):
         if not line:
             raise CommandError(f"{key}=- but standard input is empty")
         return line.rstrip("\n")
-
-
-def _dumps(rows: list[dict[str, Any]]) -> str:
-    return json.dumps(rows, indent=2, sort_keys=True)

@@ -1,0 +1,64 @@
+"""Checks a new generation of the managed environment; run by the platform in a child process.
+
+``SERVICES_AI_GENERATION`` names the generation; the child sees the platform's packages and that
+generation only. It imports every plugin, validates its hooks against the hookspecs and its
+manifest's ``hook_specs``, validates the manifest, and makes sure no package of the platform is
+installed again in the generation. It prints one JSON line:
+``{"plugins": [...], "problems": [...]}``.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import sys
+
+
+def main() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "services_ai.settings")
+    import django
+
+    django.setup()
+    from packaging.utils import canonicalize_name
+
+    from plugin_registry.environment import host_distributions
+    from plugin_registry.sync import _inspect
+    from services_ai import conf
+    from services_ai.host import RegistryState, create_host, discover_entry_points
+
+    generation = conf.loaded_generation()
+    problems: list[str] = []
+    if generation is None:
+        print(json.dumps({"plugins": [], "problems": ["no generation given"]}))
+        sys.exit(2)
+    site = str(conf.site_packages(generation))
+    host = host_distributions()
+    for dist in importlib.metadata.distributions(path=[site]):
+        name = canonicalize_name(dist.metadata["Name"] or "")
+        if name in host:
+            problems.append(
+                f"{name} {dist.version} would shadow the platform's own {name} {host[name]}"
+            )
+    entry_points = {
+        name: eps
+        for name, eps in discover_entry_points().items()
+        if eps[0].dist is not None and str(eps[0].dist.locate_file("")).startswith(site)
+    }
+    declared = {}
+    for name, eps in sorted(entry_points.items()):
+        found = _inspect(name, eps)
+        if found.error:
+            problems.append(f"{name} {found.metadata.version}: {found.error}")
+        else:
+            declared[name] = frozenset(found.manifest.get("hook_specs", []))
+    state = RegistryState(enabled=frozenset(declared), declared_hooks=declared)
+    host_obj = create_host(state, load_entrypoints=False)
+    host_obj.load_entrypoints(entry_points)
+    for name, failure in sorted(host_obj.load_failures.items()):
+        problems.append(f"{name}: {failure.stage} failed: {failure.message}")
+    print(json.dumps({"plugins": sorted(entry_points), "problems": problems}))
+
+
+if __name__ == "__main__":
+    main()
