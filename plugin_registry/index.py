@@ -168,6 +168,8 @@ class IndexClient:
 
     def _json(self, url: str, accept: str = "application/json") -> tuple[int, Any]:
         status, body = self._request(url, headers={"Accept": accept})
+        if status == 404:
+            return status, None
         try:
             return status, json.loads(body) if body else None
         except ValueError:

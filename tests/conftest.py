@@ -3,8 +3,10 @@ from __future__ import annotations
 import importlib
 import os
 import site
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,12 +15,18 @@ from tests.plugin_projects import (
     BROKEN_PLUGINS,
     DELIVERY_PLUGINS,
     EXAMPLES,
+    INDEX_PLUGINS,
     build_wheel,
     install_wheels,
     write_plugin_project,
 )
 
 EXAMPLE_NAMES = ("lead-scorer", "booking-widget", "crm-sync")
+
+# devpi-server gets its own environment, shared by every test run of this checkout.
+os.environ.setdefault("SERVICES_AI_INDEX_VENV", str(Path(sys.prefix) / "devpi-server"))
+# Throwaway servers only: cheap password hashing (production keeps devpi's defaults).
+TEST_DEVPI_ARGS = "--argon2-memory-cost 65536 --argon2-time-cost 2 --argon2-parallelism 2"
 
 
 @pytest.fixture(scope="session")
@@ -135,5 +143,64 @@ class SAI:
 def sai(tmp_path, example_site, broken_site) -> SAI:
     """A migrated platform home in a temp folder, with example and broken plugins installed."""
     runner = SAI(tmp_path / "home", [example_site, broken_site])
+    runner("migrate", "--no-input", "-v0")
+    return runner
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class PluginIndex:
+    """The session's devpi-server, with the example and test plugins published."""
+
+    def __init__(self, runner: SAI, port: int):
+        self.runner = runner
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}/services-ai/stable"
+        self.simple_url = self.url + "/+simple/"
+        self.password = (runner.home / "index" / "password").read_text().strip()
+
+    def env(self) -> dict[str, str]:
+        return {"SERVICES_AI_INDEX_URL": self.url, "SERVICES_AI_INDEX_PASSWORD": self.password}
+
+
+@pytest.fixture(scope="session")
+def index_wheels(tmp_path_factory, example_wheels) -> list[Path]:
+    """Wheels of the example plugins and the distribution test plugins."""
+    root = tmp_path_factory.mktemp("index-projects")
+    out = tmp_path_factory.mktemp("index-wheels")
+    built = list(example_wheels.values())
+    for dist, version, main_py, manifest, deps, is_plugin in INDEX_PLUGINS:
+        project = write_plugin_project(
+            root, dist, main_py, manifest, version=version, dependencies=deps,
+            entry_point=is_plugin,
+        )  # fmt: skip
+        built.append(build_wheel(project, out))
+    return built
+
+
+@pytest.fixture(scope="session")
+def plugin_index(tmp_path_factory, index_wheels) -> Iterator[PluginIndex]:
+    """A real devpi-server on a free loopback port, started by `services-ai index`."""
+    port = free_port()
+    runner = SAI(
+        tmp_path_factory.mktemp("index-home"), [], SERVICES_AI_INDEX_SERVER_ARGS=TEST_DEVPI_ARGS
+    )
+    runner("index", "init", "--port", str(port))
+    runner("index", "start")
+    try:
+        runner("index", "publish", *map(str, index_wheels))
+        yield PluginIndex(runner, port)
+    finally:
+        runner("index", "stop", check=False)
+
+
+@pytest.fixture
+def platform(tmp_path, plugin_index) -> SAI:
+    """A migrated platform home whose plugins come from the session's index only."""
+    runner = SAI(tmp_path / "home", [], **plugin_index.env())
     runner("migrate", "--no-input", "-v0")
     return runner

@@ -119,3 +119,63 @@ DELIVERY_PLUGINS = {
         },
     ),
 }
+
+
+GREETER_V1 = """
+from services_ai.plugins import api, hookimpl
+
+@hookimpl
+def lead_created(lead):
+    api.set_data("greeted", lead["id"])
+"""
+
+GREETER_V2 = """
+from services_ai.plugins import api, hookimpl
+
+@hookimpl
+def lead_created(lead):
+    api.set_data("greeted", lead["id"])
+
+@hookimpl
+def plugin_installed():
+    api.set_data("installed", "2.0.0")
+
+@hookimpl
+def plugin_uninstalled():
+    api.set_data("uninstalled", "2.0.0")
+"""
+
+
+def _manifest(hooks: list[str], permissions: list[str], settings: list | None = None) -> dict:
+    return {"hook_specs": hooks, "permissions": permissions, "settings": settings or []}
+
+
+# Published to the test devpi next to the example plugins:
+# (distribution, version, main.py, manifest, dependencies, is a plugin)
+INDEX_PLUGINS = [
+    ("greeter", "1.0.0", GREETER_V1, _manifest(["lead_created"], ["read_leads"]),
+     ("services-ai>=0.1",), True),
+    # 2.0.0 asks for one more permission and implements the lifecycle hooks.
+    ("greeter", "2.0.0", GREETER_V2,
+     _manifest(["lead_created", "plugin_installed", "plugin_uninstalled"],
+               ["read_leads", "read_bookings"]),
+     ("services-ai>=0.1",), True),
+    # Needs a platform that does not exist yet.
+    ("future-plugin", "1.0.0", GREETER_V1, _manifest(["lead_created"], ["read_leads"]),
+     ("services-ai>=9",), True),
+    # Needs a Django the platform cannot have.
+    ("old-django-plugin", "1.0.0", GREETER_V1, _manifest(["lead_created"], ["read_leads"]),
+     ("services-ai>=0.1", "Django<4"), True),
+    # Installs fine, fails to import.
+    ("import-fails", "1.0.0", "import no_such_module_anywhere  # noqa\n",
+     _manifest(["lead_created"], ["read_leads"]), ("services-ai>=0.1",), True),
+    # Takes its time to import: a window to kill an install while the generation is checked.
+    ("slow-import", "1.0.0", "import time\ntime.sleep(3)\n" + GREETER_V1,
+     _manifest(["lead_created"], ["read_leads"]), ("services-ai>=0.1",), True),
+    # A plugin with a dependency of its own, itself an ordinary library on the index.
+    ("with-helper", "1.0.0",
+     "from helper_lib.main import VALUE  # noqa: F401\n" + GREETER_V1,
+     _manifest(["lead_created"], ["read_leads"]),
+     ("services-ai>=0.1", "helper-lib>=1"), True),
+    ("helper-lib", "1.2.0", "VALUE = 12\n", _manifest([], []), (), False),
+]  # fmt: skip

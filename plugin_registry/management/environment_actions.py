@@ -9,7 +9,7 @@ from typing import Any
 from django.core.management.base import CommandError
 
 from plugin_registry.catalogue import set_withdrawn, sort_key, sync_catalogue, why_not
-from plugin_registry.environment import Environment, drift, history
+from plugin_registry.environment import Environment, drift, history, host_wheels
 from plugin_registry.lockfile import LockError, format_in, parse_in
 from plugin_registry.models import CatalogueVersion, Plugin
 
@@ -20,7 +20,7 @@ def dumps(rows: list[dict[str, Any]]) -> str:
 
 ENVIRONMENT_ACTIONS = {
     "catalogue", "install", "upgrade", "uninstall", "rollback", "history", "lock", "check",
-    "withdraw", "restore", "recover",
+    "withdraw", "restore", "recover", "host-wheels",
 }  # fmt: skip
 
 
@@ -184,6 +184,9 @@ class EnvironmentActions:
                 self.stdout.write(problem)
             raise CommandError(f"the plugin environment drifts from {lock} ({len(problems)})")
         self.say(f"the plugin environment matches {lock}")
+
+    def env_host_wheels(self, **options: Any) -> None:
+        self.stdout.write(str(host_wheels()[0]))
 
     def env_withdraw(self, *, requirement: str, reason: str = "", **options: Any) -> None:
         name, version = _requirement(requirement, exact=True)

@@ -8,7 +8,10 @@ disabling, granting and revoking take effect on the next hook call in every proc
 from __future__ import annotations
 
 import logging
+import os
 import threading
+
+from services_ai import conf
 
 from .manager import PluginHost, create_host
 from .records import HookFailure
@@ -47,6 +50,26 @@ def _record_load_failures(host: PluginHost) -> None:
     ).update(load_error="")
 
 
+def _environment_switched() -> bool:
+    """Has the managed environment's active generation moved since this process loaded it?"""
+    if conf.GENERATION_ENV in os.environ:  # a process pinned to one generation (its check)
+        return False
+    return conf.active_generation_dir() != conf.loaded_generation()
+
+
+def _follow_active_generation() -> None:
+    """Load plugins from the new active generation from now on; rebuild the host.
+
+    Requests already running keep the plugin objects they hold; the next hook call imports the
+    new code. (The worker supervisor recycles its processes instead.)
+    """
+    global _host
+    old, new = conf.loaded_generation(), conf.active_generation_dir()
+    conf.use_generation(new)
+    _host = None
+    logger.info("plugin environment switched: %s -> %s", old, new)
+
+
 def get_host() -> PluginHost:
     """Return this process's host, refreshed if the registry changed since it was built."""
     global _host
@@ -55,6 +78,11 @@ def get_host() -> PluginHost:
 
     generation = current_generation()
     host = _host
+    if _environment_switched():
+        with _lock:
+            if _environment_switched():
+                _follow_active_generation()
+                host = None
     if host is not None and host.state.generation == generation:
         return host
     with _lock:

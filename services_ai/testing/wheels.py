@@ -62,33 +62,33 @@ def write_plugin_project(
     manifest: dict | str,
     *,
     version: str = "1.0.0",
+    dependencies: tuple[str, ...] = ("services-ai>=0.1",),
+    entry_point: bool = True,
 ) -> Path:
-    """Write a minimal plugin project (pyproject, package, main.py, manifest.json)."""
+    """Write a minimal plugin project (pyproject, package, main.py, manifest.json).
+
+    ``entry_point=False`` writes an ordinary library (no ``services_ai`` entry point).
+    """
     package = dist.replace("-", "_")
-    project = root / dist
+    project = root / f"{dist}-{version}"
     (project / package).mkdir(parents=True)
-    (project / "pyproject.toml").write_text(
-        textwrap.dedent(
-            f"""
-            [build-system]
-            requires = ["hatchling"]
-            build-backend = "hatchling.build"
-
-            [project]
-            name = "{dist}"
-            version = "{version}"
-            description = "Test plugin {dist}"
-            authors = [{{name = "Test Author", email = "test@example.com"}}]
-            dependencies = ["services-ai>=0.1"]
-
-            [project.entry-points.services_ai]
-            {dist} = "{package}.main"
-
-            [tool.hatch.build.targets.wheel]
-            packages = ["{package}"]
-            """
-        )
-    )
+    lines = [
+        "[build-system]",
+        'requires = ["hatchling"]',
+        'build-backend = "hatchling.build"',
+        "",
+        "[project]",
+        f'name = "{dist}"',
+        f'version = "{version}"',
+        f'description = "Test plugin {dist}"',
+        'authors = [{name = "Test Author", email = "test@example.com"}]',
+        f"dependencies = {json.dumps(list(dependencies))}",
+        "",
+    ]
+    if entry_point:
+        lines += ["[project.entry-points.services_ai]", f'{dist} = "{package}.main"', ""]
+    lines += ["[tool.hatch.build.targets.wheel]", f'packages = ["{package}"]', ""]
+    (project / "pyproject.toml").write_text("\n".join(lines))
     (project / package / "__init__.py").write_text("")
     (project / package / "main.py").write_text(textwrap.dedent(main_py))
     text = manifest if isinstance(manifest, str) else json.dumps(manifest, indent=2)

@@ -69,6 +69,11 @@ class Command(EnvironmentActions, BaseCommand):
             if action == "withdraw":
                 sub.add_argument("--reason", default="")
         actions.add_parser("recover", help="Finish or undo an interrupted environment change.")
+        actions.add_parser(
+            "host-wheels",
+            help="Print the folder of metadata-only wheels of the platform's packages (for "
+            "pip-compile --find-links).",
+        )
         for action, what in (("enable", "Enable a plugin."), ("disable", "Disable a plugin.")):
             actions.add_parser(action, help=what).add_argument("name")
         for action, what in (("grant", "Grant a permission."), ("revoke", "Revoke a permission.")):
@@ -90,7 +95,7 @@ class Command(EnvironmentActions, BaseCommand):
             return
         if action in ENVIRONMENT_ACTIONS or (action == "sync" and options.get("lock")):
             try:
-                getattr(self, f"env_{action}")(**options)
+                getattr(self, f"env_{action.replace('-', '_')}")(**options)
             except services.RegistryError as exc:
                 raise CommandError(str(exc)) from None
             return
