@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up and run the platform on a fresh machine: SQLite in SERVICES_AI_HOME (default ./var),
-# the example plugins installed, enabled and configured, an admin user, demo data, the event
+# the embedded plugin index (devpi) with the example plugins published, then installed into the
+# managed environment, enabled and configured, an admin user, demo data, the event
 # delivery worker, and the web server on http://127.0.0.1:${PORT:-8000}/ (Ctrl-C stops both).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,11 +12,27 @@ sai=.venv/bin/services-ai
 echo "==> migrating the database in $SERVICES_AI_HOME"
 $sai migrate --no-input -v0
 
-echo "==> installing the example plugins into $SERVICES_AI_HOME/plugins"
+echo "==> starting the plugin index (devpi-server on 127.0.0.1:${SERVICES_AI_INDEX_PORT:-3141})"
+$sai index init
+$sai index start
+stop_all() {
+  [ -n "${worker:-}" ] && kill -TERM "$worker" 2>/dev/null && wait "$worker" 2>/dev/null
+  $sai index stop
+}
+trap stop_all EXIT
+trap 'exit 130' INT TERM
+
+echo "==> publishing the example plugins to the index"
 scripts/build-example-plugins.sh "$SERVICES_AI_HOME/wheels"
-.venv/bin/uv pip install --no-config -q --no-deps --reinstall \
-  --target "$SERVICES_AI_HOME/plugins/site-packages" "$SERVICES_AI_HOME"/wheels/*.whl
-$sai plugins sync
+$sai index publish "$SERVICES_AI_HOME"/wheels/*.whl
+
+if [ ! -L "$SERVICES_AI_HOME/env/active" ]; then
+  echo "==> installing the example plugins into the managed environment"
+  $sai plugins install lead-scorer booking-widget crm-sync
+else
+  $sai plugins recover
+fi
+$sai plugins catalogue
 
 if [ ! -f "$SERVICES_AI_HOME/.demo-configured" ]; then
   echo "==> first run: enabling the example plugins and granting what they ask for"
@@ -33,7 +50,6 @@ $sai plugins list
 echo "==> starting the event delivery worker"
 $sai worker --processes 1 &
 worker=$!
-trap 'kill -TERM "$worker" 2>/dev/null; wait "$worker" 2>/dev/null' EXIT INT TERM
 
 echo "==> serving on http://127.0.0.1:${PORT:-8000}/ (admin at /admin/)"
 $sai runserver --noreload "127.0.0.1:${PORT:-8000}"

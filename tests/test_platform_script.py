@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,15 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import TEST_DEVPI_ARGS, free_port
 from tests.plugin_projects import REPO
 
 pytestmark = pytest.mark.subprocess
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -44,7 +38,13 @@ def status_of(url: str) -> int | None:
 def test_platform_script_sets_up_and_serves(tmp_path: Path):
     port = free_port()
     home = tmp_path / "home"
-    env = {**os.environ, "SERVICES_AI_HOME": str(home), "PORT": str(port)}
+    env = {
+        **os.environ,
+        "SERVICES_AI_HOME": str(home),
+        "PORT": str(port),
+        "SERVICES_AI_INDEX_PORT": str(free_port()),
+        "SERVICES_AI_INDEX_SERVER_ARGS": TEST_DEVPI_ARGS,
+    }
     env.pop("SERVICES_AI_PLUGIN_PATH", None)
     log = (tmp_path / "platform.log").open("w")
     proc = subprocess.Popen(
@@ -72,7 +72,12 @@ def test_platform_script_sets_up_and_serves(tmp_path: Path):
         assert "supervising 1 worker process(es)" in output
         assert "lead-scorer 1.0.0  [enabled]" in output
         assert (home / "admin-password").stat().st_mode & 0o777 == 0o600
-        assert (home / "plugins" / "site-packages" / "crm_sync" / "manifest.json").is_file()
+        # The example plugins came from the embedded index into the managed environment.
+        assert "lead_scorer-1.0.0-py3-none-any.whl: uploaded" in output
+        assert "+ crm-sync 1.1.0" in output
+        site = next((home / "env" / "active" / "lib").glob("python3.*/site-packages"))
+        assert (site / "crm_sync" / "manifest.json").is_file()
+        assert "crm-sync==1.1.0" in (home / "env" / "plugins.lock").read_text()
         delivered = {}
         expected = {"booking-widget": 3, "crm-sync": 3, "lead-scorer": 3}
         while time.monotonic() < deadline and delivered != expected:
@@ -89,5 +94,9 @@ def test_platform_script_sets_up_and_serves(tmp_path: Path):
         assert delivered == expected
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
+        proc.wait(timeout=60)
         log.close()
+    # Stopping the script stopped the index it started.
+    output = (tmp_path / "platform.log").read_text()
+    assert "stopped the index (pid" in output, output[-3000:]
+    assert not (home / "index" / "server.pid").exists()
