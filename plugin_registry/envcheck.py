@@ -13,13 +13,14 @@ import importlib.metadata
 import json
 import os
 import sys
+from pathlib import Path
 
 
-def main() -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "services_ai.settings")
-    import django
+def check_generation(generation: Path) -> dict:
+    """Import and validate every plugin of ``generation``; return plugins and problems.
 
-    django.setup()
+    Call it in a process that may be thrown away afterwards: plugin code gets imported.
+    """
     from packaging.utils import canonicalize_name
 
     from plugin_registry.environment import host_distributions
@@ -27,11 +28,11 @@ def main() -> None:
     from services_ai import conf
     from services_ai.host import RegistryState, create_host, discover_entry_points
 
-    generation = conf.loaded_generation()
+    for extra in conf.plugin_site_dirs():
+        while str(extra) in sys.path:
+            sys.path.remove(str(extra))
+    conf.use_generation(generation)
     problems: list[str] = []
-    if generation is None:
-        print(json.dumps({"plugins": [], "problems": ["no generation given"]}))
-        sys.exit(2)
     site = str(conf.site_packages(generation))
     host = host_distributions()
     for dist in importlib.metadata.distributions(path=[site]):
@@ -53,11 +54,25 @@ def main() -> None:
         else:
             declared[name] = frozenset(found.manifest.get("hook_specs", []))
     state = RegistryState(enabled=frozenset(declared), declared_hooks=declared)
-    host_obj = create_host(state, load_entrypoints=False)
-    host_obj.load_entrypoints(entry_points)
-    for name, failure in sorted(host_obj.load_failures.items()):
+    checker = create_host(state, load_entrypoints=False)
+    checker.load_entrypoints(entry_points)
+    for name, failure in sorted(checker.load_failures.items()):
         problems.append(f"{name}: {failure.stage} failed: {failure.message}")
-    print(json.dumps({"plugins": sorted(entry_points), "problems": problems}))
+    return {"plugins": sorted(entry_points), "problems": problems}
+
+
+def main() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "services_ai.settings")
+    import django
+
+    django.setup()
+    from services_ai import conf
+
+    generation = conf.loaded_generation()
+    if generation is None:
+        print(json.dumps({"plugins": [], "problems": ["no generation given"]}))
+        sys.exit(2)
+    print(json.dumps(check_generation(generation)))
 
 
 if __name__ == "__main__":

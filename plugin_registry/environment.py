@@ -30,9 +30,12 @@ import importlib.metadata
 import json
 import logging
 import os
+import select
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 import zipfile
 from collections.abc import Callable, Iterator
@@ -358,28 +361,16 @@ class Environment:
             raise RegistryError(f"{what} failed:\n{text}")
 
     def check(self, generation: Path) -> list[str]:
-        """Import every plugin of ``generation`` in a child process; return its plugin names."""
-        env = {
-            **os.environ,
-            conf.GENERATION_ENV: str(generation),
-            "DJANGO_SETTINGS_MODULE": os.environ.get(
-                "DJANGO_SETTINGS_MODULE", "services_ai.settings"
-            ),
-        }
-        env.pop(conf.PLUGIN_PATH_ENV, None)
-        result = subprocess.run(
-            [sys.executable, "-m", "plugin_registry.envcheck"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        try:
-            report = json.loads(result.stdout.strip().splitlines()[-1])
-        except (ValueError, IndexError):
-            raise RegistryError(
-                f"checking the new environment failed:\n{result.stderr.strip()[-3000:]}"
-            ) from None
+        """Import every plugin of ``generation`` in a throwaway process; return their names.
+
+        A single-threaded process (the command line) forks: the child already has the platform
+        imported, so the check costs little more than importing the plugins. Elsewhere a fresh
+        Python process does it. Either way, this process never imports the new code.
+        """
+        if hasattr(os, "fork") and threading.active_count() == 1:
+            report = _check_in_fork(generation)
+        else:
+            report = _check_in_child(generation)
         if report["problems"]:
             raise RegistryError(
                 "the new environment was not activated; it failed its check:\n"
@@ -585,6 +576,69 @@ class Environment:
         for folder in folders[keep:]:
             if folder != active:
                 shutil.rmtree(folder, ignore_errors=True)
+
+
+def _check_in_fork(generation: Path, timeout: float = 300.0) -> dict:
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: import, report, exit without running any cleanup of the parent's
+        status = 0
+        try:
+            os.close(read_end)
+            from .envcheck import check_generation
+
+            data = json.dumps(check_generation(generation)).encode()
+        except BaseException as exc:
+            data = json.dumps({"plugins": [], "problems": [f"the check failed: {exc!r}"]}).encode()
+            status = 1
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(write_end, view) :]
+        finally:
+            os._exit(status)
+    os.close(write_end)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([read_end], [], [], remaining)[0]:
+                os.kill(pid, signal.SIGKILL)
+                raise RegistryError(f"checking the new environment took over {timeout:.0f} s")
+            chunk = os.read(read_end, 65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(read_end)
+        os.waitpid(pid, 0)
+    try:
+        return json.loads(b"".join(chunks))
+    except ValueError:
+        raise RegistryError("checking the new environment failed: the check died") from None
+
+
+def _check_in_child(generation: Path) -> dict:
+    env = {
+        **os.environ,
+        conf.GENERATION_ENV: str(generation),
+        "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "services_ai.settings"),
+    }
+    env.pop(conf.PLUGIN_PATH_ENV, None)
+    result = subprocess.run(
+        [sys.executable, "-m", "plugin_registry.envcheck"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    try:
+        return json.loads(result.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        raise RegistryError(
+            f"checking the new environment failed:\n{result.stderr.strip()[-3000:]}"
+        ) from None
 
 
 def switch_link(folder: Path) -> None:

@@ -337,8 +337,9 @@ def test_pip_compile_lock_is_accepted_and_ours_installs_with_pip(platform, tmp_p
     venv = tmp_path / "pip-venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     site = next((venv / "lib").glob("python3.*/site-packages"))
-    host_site = next(p for p in sys.path if p.endswith("site-packages") and "pip-venv" not in p)
-    (site / "platform.pth").write_text(host_site + "\n")
+    # The platform's packages, seen the way a .pth file shows them (editable installs too).
+    host_site = Path(sys.executable).parent.parent / site.relative_to(venv)
+    (site / "platform.pth").write_text(f"import site; site.addsitedir({str(host_site)!r})\n")
     subprocess.run(
         [
             sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install",
@@ -349,7 +350,7 @@ def test_pip_compile_lock_is_accepted_and_ours_installs_with_pip(platform, tmp_p
     )  # fmt: skip
     probe = subprocess.run(
         [str(venv / "bin" / "python"), "-c", "import greeter.main, helper_lib.main; print('ok')"],
-        capture_output=True, text=True, check=True,
+        capture_output=True, text=True, check=True, cwd=tmp_path,
     )  # fmt: skip
     assert probe.stdout.strip() == "ok"
 
