@@ -7,6 +7,7 @@ changes the verdicts without downloading anything again.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import logging
@@ -37,7 +38,9 @@ logger = logging.getLogger("plugin_registry.catalogue")
 PLATFORM = "services-ai"
 
 
+@functools.cache
 def platform_version() -> str:
+    """The running platform's version (a platform upgrade restarts every process)."""
     return installed_version(PLATFORM)
 
 

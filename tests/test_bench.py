@@ -47,3 +47,16 @@ def test_events_benchmark_runs_and_prints_both_tables():
     rates = [line.split() for line in lines if line.startswith("sqlite")]
     assert [row[1] for row in rates] == ["1", "2"]
     assert all(float(row[2]) > 0 for row in rates)
+
+
+def test_install_benchmark_runs_and_prints_both_cases():
+    result = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "install.py"), "--plugins", "3", "--rounds", "1"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
+    rows = [line.split() for line in result.stdout.splitlines()[2:]]
+    assert [" ".join(row[:-3]) for row in rows] == ["one plugin", "3 plugins from a lock"]
+    assert all(row[-1].endswith("x") and float(row[-1][:-1]) > 0 for row in rows)
