@@ -86,3 +86,32 @@ def check_enabled_plugins(app_configs=None, databases=None, **kwargs) -> list:
                 )
             )
     return problems
+
+
+@register(Tags.database)
+def check_environment_generation(app_configs=None, databases=None, **kwargs) -> list:
+    """W005: this node's managed environment is not the generation the database names."""
+    from django.db import connections
+
+    from .models import EnvironmentGeneration
+
+    if not databases or "default" not in databases:
+        return []
+    table = EnvironmentGeneration._meta.db_table
+    if table not in connections["default"].introspection.table_names():
+        return []
+    from .environment import generation_dir
+
+    active = EnvironmentGeneration.objects.filter(status="active").first()
+    if active is None or conf.active_generation_dir() == generation_dir(active.number):
+        return []
+    here = conf.active_generation_dir()
+    return [
+        Warning(
+            f"this node runs plugin environment {here.name if here else 'none'}, but the "
+            f"database's active generation is {active.number}.",
+            hint="Run `services-ai plugins recover` on this node (it builds the generation from "
+            "its lock if needed and switches to it).",
+            id="plugin_registry.W005",
+        )
+    ]

@@ -464,6 +464,14 @@ class Environment:
             started = time.monotonic()
             self.say(f"resolving {format_in(requested).count(chr(10)) - 1} plugin(s)")
             lock = lock_text if lock_text is not None else self.resolve(requested)
+            active = self.active()
+            if (
+                active is not None
+                and active.requested == requested
+                and parse_lock(active.lock) == parse_lock(lock)
+            ):
+                self.say(f"nothing to change: generation {active.number} already has that set")
+                return ChangeResult(active.number, [])
             with transaction.atomic():
                 list(RegistryGeneration.objects.select_for_update().filter(pk=1))
                 number = (EnvironmentGeneration.objects.aggregate(n=Max("number"))["n"] or 0) + 1

@@ -71,25 +71,28 @@ def parse_lock(text: str, source: str = "plugins.lock") -> list[Pin]:
             if line.startswith(("-e", "--editable", "-r", "-c", "--requirement", "--constraint")):
                 raise LockError(f"{where}: {line.split()[0]} is not allowed in a plugin lock")
             continue
-        parts = line.split()
-        hashes = frozenset(p.split("=", 1)[1] for p in parts[1:] if p.startswith("--hash="))
-        others = [p for p in parts[1:] if not p.startswith("--hash=")]
+        tokens = line.split()
+        first_option = next((i for i, t in enumerate(tokens) if t.startswith("--")), len(tokens))
+        wanted = " ".join(tokens[:first_option])
+        options = tokens[first_option:]
+        hashes = frozenset(o.split("=", 1)[1] for o in options if o.startswith("--hash="))
+        others = [o for o in options if not o.startswith("--hash=")]
         if others:
             raise LockError(f"{where}: unexpected {' '.join(others)!r} after the requirement")
         try:
-            requirement = Requirement(parts[0])
+            requirement = Requirement(wanted)
         except InvalidRequirement as exc:
-            raise LockError(f"{where}: {parts[0]!r} is not a requirement ({exc})") from None
+            raise LockError(f"{where}: {wanted!r} is not a requirement ({exc})") from None
         specs = list(requirement.specifier)
         if requirement.url or len(specs) != 1 or specs[0].operator not in ("==", "==="):
             raise LockError(
-                f"{where}: {parts[0]!r} is not pinned; every line of a lock is NAME==VERSION "
+                f"{where}: {wanted!r} is not pinned; every line of a lock is NAME==VERSION "
                 "with --hash lines (write it with `services-ai plugins lock` or "
                 "`pip-compile --generate-hashes`)"
             )
         if not hashes:
             raise LockError(
-                f"{where}: {parts[0]} has no --hash; a plugin lock must pin every file by hash"
+                f"{where}: {wanted} has no --hash; a plugin lock must pin every file by hash"
             )
         bad = [h for h in hashes if not re.fullmatch(r"sha256:[0-9a-f]{64}", h)]
         if bad:
