@@ -43,7 +43,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 from packaging.utils import canonicalize_name
@@ -67,6 +67,7 @@ from .sync import SyncReport, sync_registry
 logger = logging.getLogger("plugin_registry.environment")
 
 Say = Callable[[str], None]
+ADVISORY_LOCK = 0x5A1_E7A1  # PostgreSQL advisory lock key of environment changes
 Status = EnvironmentGeneration.Status
 
 
@@ -180,7 +181,21 @@ def change_lock(say: Say) -> Iterator[None]:
         except BlockingIOError:
             say("another plugin environment change is running; waiting for it to finish")
             fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
+        if connection.vendor != "postgresql":
+            yield  # SQLite: one node, and this node is serialised by the file lock
+            return
+        # Several nodes share PostgreSQL: a session advisory lock serialises their changes
+        # without holding a transaction open; it goes away with the session if a node dies.
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_lock(%s)", [ADVISORY_LOCK])
+            if not cursor.fetchone()[0]:
+                say("another node is changing the plugin environment; waiting for it to finish")
+                cursor.execute("SELECT pg_advisory_lock(%s)", [ADVISORY_LOCK])
+        try:
+            yield
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [ADVISORY_LOCK])
 
 
 # -- results -------------------------------------------------------------------------------------
@@ -392,22 +407,26 @@ class Environment:
     def install(self, wanted: dict[str, str | None], action: str, actor: str = "") -> ChangeResult:
         """Install or upgrade plugins (``name -> version``, None for the newest installable)."""
         sync_catalogue(self.client, [canonicalize_name(n) for n in wanted])
-        requested = self.requested()
+        chosen = {}
         for name, version in wanted.items():
             row = choose(name, version)
-            requested[row.name] = row.version
-        return self.change(requested, action, actor, hook_installed=list(wanted))
+            chosen[row.name] = row.version
+        return self.change(
+            lambda current: {**current, **chosen}, action, actor, hook_installed=list(chosen)
+        )
 
     def uninstall(self, name: str, actor: str = "") -> ChangeResult:
         key = canonicalize_name(name)
-        requested = self.requested()
-        if key not in requested:
-            listed = ", ".join(sorted(requested)) or "none"
-            raise RegistryError(
-                f"{name!r} is not installed in the managed environment; installed: {listed}"
-            )
-        del requested[key]
-        return self.change(requested, f"uninstall {key}", actor, hook_uninstalled=key)
+
+        def without(current: dict[str, str]) -> dict[str, str]:
+            if key not in current:
+                listed = ", ".join(sorted(current)) or "none"
+                raise RegistryError(
+                    f"{name!r} is not installed in the managed environment; installed: {listed}"
+                )
+            return {n: v for n, v in current.items() if n != key}
+
+        return self.change(without, f"uninstall {key}", actor, hook_uninstalled=key)
 
     def sync_lock(self, lock_text: str, source: str, actor: str = "") -> ChangeResult:
         """Install exactly the set a lock names (hashes required), replacing everything else."""
@@ -447,11 +466,11 @@ class Environment:
                 raise LockError(f"{source}: {pin.name}=={pin.version}: {why_not(row)}")
             requested[pin.name] = pin.version
         lock = format_lock(own, [], requested)
-        return self.change(requested, f"sync {source}", actor, lock_text=lock)
+        return self.change(lambda _: requested, f"sync {source}", actor, lock_text=lock)
 
     def change(
         self,
-        requested: dict[str, str],
+        desired: Callable[[dict[str, str]], dict[str, str]],
         action: str,
         actor: str = "",
         *,
@@ -459,12 +478,14 @@ class Environment:
         hook_installed: list[str] = (),  # type: ignore[assignment]
         hook_uninstalled: str | None = None,
     ) -> ChangeResult:
+        """Build, check and activate the generation for ``desired(currently requested)``."""
         with change_lock(self.say):
             self.recover()
             started = time.monotonic()
-            self.say(f"resolving {format_in(requested).count(chr(10)) - 1} plugin(s)")
-            lock = lock_text if lock_text is not None else self.resolve(requested)
             active = self.active()
+            requested = desired(dict(active.requested) if active else {})
+            self.say(f"resolving {len(requested)} plugin(s)")
+            lock = lock_text if lock_text is not None else self.resolve(requested)
             if (
                 active is not None
                 and active.requested == requested

@@ -15,6 +15,7 @@ import pytest
 
 from services_ai.testing.databases import Rows
 from tests.conftest import SAI, free_port
+from tests.databases import postgres_database
 from tests.plugin_projects import GREETER_V1, build_wheel, write_plugin_project
 
 pytestmark = pytest.mark.subprocess
@@ -171,6 +172,8 @@ def test_install_upgrade_rollback_uninstall(platform):
     data = dict(rows(platform).all("SELECT key, value FROM plugin_registry_plugindata"))
     assert data["installed"] == '"2.0.0"'
 
+    out = platform("plugins", "upgrade", "greeter").stdout
+    assert "nothing to change: generation 2 already has that set" in out
     generations = history(platform)
     assert [(g["generation"], g["status"]) for g in generations] == [
         (2, "active"),
@@ -446,9 +449,42 @@ def test_a_node_behind_the_database_converges_on_the_active_generation(platform)
     link.symlink_to("generations/0001")
     subprocess.run(["rm", "-rf", str(generations / "0002")], check=True)
 
+    warning = platform("check", "--database", "default").stderr
+    assert "plugin_registry.W005" in warning
+    assert (
+        "this node runs plugin environment 0001, but the database's active generation is 2"
+        in warning
+    )
+
     out = platform("plugins", "recover").stdout
     assert "generation 2 is not built on this node; building it" in out
     assert "switching this node to generation 2" in out
     assert active_link(platform) == "generations/0002"
     assert call_lead_created(platform)["plugins"] == []  # installed, but none enabled
     assert list((generations / "0002" / "lib").glob("python3.*/site-packages/lead_scorer"))
+    assert "W005" not in platform("check", "--database", "default").stderr
+
+
+def test_two_nodes_sharing_postgresql_serialise_their_changes(tmp_path, plugin_index):
+    with postgres_database() as url:
+        nodes = [SAI(tmp_path / name, [], url, **plugin_index.env()) for name in ("a", "b")]
+        nodes[0]("migrate", "--no-input", "-v0")
+        children = [
+            subprocess.Popen(
+                [node.executable, "plugins", "install", plugin],
+                env=node.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            )
+            for node, plugin in zip(nodes, ("greeter==1.0.0", "lead-scorer"), strict=True)
+        ]  # fmt: skip
+        outputs = [child.communicate(timeout=120) for child in children]
+        assert [child.returncode for child in children] == [0, 0], outputs
+        # Neither change was lost: the second one started from the first one's result.
+        generations = history(nodes[0])
+        assert [g["status"] for g in generations] == ["active", "inactive"]
+        assert generations[0]["plugins"] == {"greeter": "1.0.0", "lead-scorer": "1.0.0"}
+        # The node that made the first change converges on the second one.
+        behind = next(node for node in nodes if active_link(node) != "generations/0002")
+        assert "switching this node to generation 2" in behind("plugins", "recover").stdout
+        for node in nodes:
+            assert active_link(node) == "generations/0002"
+            assert installed(node) == {"greeter": "1.0.0", "lead-scorer": "1.0.0"}
