@@ -32,16 +32,15 @@ sys.path.insert(0, str(REPO))
 import psycopg  # noqa: E402
 
 from services_ai.testing.databases import Rows, throwaway_postgres  # noqa: E402
-from services_ai.testing.wheels import build_wheel, install_wheels, write_plugin_project  # noqa: E402
+from services_ai.testing.wheels import (  # noqa: E402
+    NOOP_MANIFEST,
+    NOOP_PLUGIN,
+    build_wheel,
+    install_wheels,
+    write_plugin_project,
+)
 
-NOOP = """
-from services_ai.plugins import hookimpl
-
-@hookimpl
-def lead_created(lead):
-    return None
-"""
-MANIFEST = {"hook_specs": ["lead_created"], "permissions": ["read_leads"], "settings": []}
+NOOP, MANIFEST = NOOP_PLUGIN, NOOP_MANIFEST
 PG_ADMIN = os.environ.get("SERVICES_AI_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 SAI = str(Path(sys.executable).parent / "services-ai")
 

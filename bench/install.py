@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,27 +32,20 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from services_ai.testing.wheels import build_wheel, write_plugin_project  # noqa: E402
+from services_ai.testing.wheels import (  # noqa: E402
+    NOOP_MANIFEST,
+    NOOP_PLUGIN,
+    build_wheel,
+    free_port,
+    write_plugin_project,
+)
 
-NOOP = """
-from services_ai.plugins import hookimpl
-
-@hookimpl
-def lead_created(lead):
-    return None
-"""
-MANIFEST = {"hook_specs": ["lead_created"], "permissions": ["read_leads"], "settings": []}
+NOOP, MANIFEST = NOOP_PLUGIN, NOOP_MANIFEST
 FAST_DEVPI = "--argon2-memory-cost 65536 --argon2-time-cost 2 --argon2-parallelism 2"
 LOAD = (
     "import importlib.metadata as m; "
     "[ep.load() for ep in m.entry_points(group='services_ai') if ep.name in {names!r}]"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def quiet(message: str) -> None:

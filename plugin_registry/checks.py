@@ -100,11 +100,11 @@ def check_environment_generation(app_configs=None, databases=None, **kwargs) -> 
     table = EnvironmentGeneration._meta.db_table
     if table not in connections["default"].introspection.table_names():
         return []
-    from .environment import generation_dir
+    from .environment import node_is_behind
 
-    active = EnvironmentGeneration.objects.filter(status="active").first()
-    if active is None or conf.active_generation_dir() == generation_dir(active.number):
+    if not node_is_behind():
         return []
+    active = EnvironmentGeneration.objects.get(status="active")
     here = conf.active_generation_dir()
     return [
         Warning(

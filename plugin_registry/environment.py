@@ -83,7 +83,8 @@ def generation_dir(number: int) -> Path:
     return generations_dir() / f"{number:04d}"
 
 
-def _uv() -> str:
+def uv() -> str:
+    """The uv next to this Python (a dependency of the platform), else the one on PATH."""
     candidate = Path(sys.executable).parent / "uv"
     return str(candidate) if candidate.exists() else "uv"
 
@@ -172,13 +173,18 @@ def host_wheels() -> tuple[Path, Path]:
 
 
 @contextlib.contextmanager
-def change_lock(say: Say) -> Iterator[None]:
-    """One environment change at a time on this node (a second one waits, and says so)."""
+def change_lock(say: Say, *, wait: bool = True) -> Iterator[None]:
+    """One environment change at a time on this node (a second one waits, and says so).
+
+    With ``wait=False`` a busy lock raises BlockingIOError instead of waiting.
+    """
     conf.environment_dir().mkdir(parents=True, exist_ok=True)
     with open(conf.environment_dir() / ".lock", "w") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            if not wait:
+                raise
             say("another plugin environment change is running; waiting for it to finish")
             fcntl.flock(handle, fcntl.LOCK_EX)
         if connection.vendor != "postgresql":
@@ -301,7 +307,7 @@ class Environment:
         try:
             (work / "plugins.in").write_text(format_in(requested))
             command = [
-                _uv(), "pip", "compile", "--no-config", "--quiet", "--generate-hashes",
+                uv(), "pip", "compile", "--no-config", "--quiet", "--generate-hashes",
                 "--python", sys.executable, "--no-header", "--no-annotate",
                 "--index-url", self.client.config.simple_url(),
                 "--find-links", str(folder), "--constraint", str(constraints),
@@ -342,7 +348,7 @@ class Environment:
         tmp = final.with_name(final.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.parent.mkdir(parents=True, exist_ok=True)
-        self._run([_uv(), "venv", "--no-config", "--quiet", "--python", sys.executable, str(tmp)])
+        self._run([uv(), "venv", "--no-config", "--quiet", "--python", sys.executable, str(tmp)])
         lock_path = tmp / "plugins.lock"
         lock_path.write_text(lock_text)
         if own:
@@ -351,7 +357,7 @@ class Environment:
             only_own.write_text("".join(pin.line() for pin in own))
             self._run(
                 [
-                    _uv(),
+                    uv(),
                     "pip",
                     "install",
                     "--no-config",
@@ -705,7 +711,10 @@ def _call_lifecycle_hook(name: str, hook: str, say: Say) -> None:
     plugin = Plugin.objects.filter(name=name).first()
     if plugin is None or not plugin.enabled:
         return  # disabled plugins are never imported; it runs at the next enable instead
-    outcome = get_host().call_one(name, hook)
+    host = get_host()
+    if name not in host.implementers(hook):
+        return  # the plugin does not implement it (or failed to load: recorded by the host)
+    outcome = host.call_one(name, hook)
     if outcome.failure is not None:
         say(f"warning: {name}'s {hook} hook failed: {outcome.failure.message}")
     elif outcome.skipped:
@@ -726,6 +735,29 @@ def run_installed_hook(name: str, say: Say | None = None) -> None:
     ):
         return
     _call_lifecycle_hook(name, "plugin_installed", say or (lambda m: logger.warning("%s", m)))
+
+
+def node_is_behind() -> bool:
+    """Is this node's environment not the generation the database names as active?"""
+    active = Environment.active()
+    return active is not None and conf.active_generation_dir() != generation_dir(active.number)
+
+
+def converge(say: Say, *, wait: bool = True) -> None:
+    """Bring this node to the database's active generation if it lags behind.
+
+    Run before registry actions (a refresh on a lagging node would mark plugins installed
+    elsewhere as missing) and by the worker supervisor every few seconds. With
+    ``wait=False`` a change in progress on this node is left to finish this time.
+    """
+    if not node_is_behind():
+        return
+    environment = Environment(say=say)
+    try:
+        with change_lock(say, wait=wait):
+            environment.recover()
+    except BlockingIOError:
+        return
 
 
 def history() -> list[EnvironmentGeneration]:

@@ -211,11 +211,16 @@ class IndexClient:
     # -- reading (PEP 691) ---------------------------------------------------------------
 
     def projects(self, index: str = "stable") -> list[str]:
-        """Return the normalised names of every project on the index."""
-        status, data = self._json(self.config.simple_url(index), PEP691)
-        if status != 200 or not isinstance(data, dict):
-            raise IndexRefused(f"listing {self.config.simple_url(index)} answered HTTP {status}")
-        return sorted(canonicalize_name(p["name"]) for p in data.get("projects", []))
+        """Return the normalised names of the projects uploaded to the index itself.
+
+        Projects of its bases (a PyPI mirror, say) are not plugins of this platform: listing
+        them would mean reading all of PyPI.
+        """
+        url = self.config.index_url(index)
+        status, data = self._json(url)
+        if status != 200 or not isinstance(data, dict) or "result" not in data:
+            raise IndexRefused(f"listing {url} answered HTTP {status}")
+        return sorted(canonicalize_name(name) for name in data["result"].get("projects", []))
 
     def files(self, project: str, index: str = "stable") -> list[IndexFile]:
         """Return the wheels of one project; raise UnknownProject if the index has none."""

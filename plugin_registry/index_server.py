@@ -61,22 +61,19 @@ def _write_secret(path: Path, value: str) -> None:
         file.write(value + "\n")
 
 
-def _uv() -> str:
-    candidate = Path(sys.executable).parent / "uv"
-    return str(candidate) if candidate.exists() else "uv"
-
-
 def ensure_venv(say: Say) -> Path:
     """Install devpi-server (hash-pinned by index/requirements.txt) into its own venv."""
     venv = venv_dir()
     if (venv / "bin" / "devpi-server").exists():
         return venv
     say(f"installing devpi-server into {venv}")
-    env = {**os.environ, "PIP_CONFIG_FILE": os.devnull}
+    from .environment import installer_env, uv
+
+    env = installer_env()
     for command in (
-        [_uv(), "venv", "--no-config", "-q", "--python", sys.executable, str(venv)],
+        [uv(), "venv", "--no-config", "-q", "--python", sys.executable, str(venv)],
         [
-            _uv(), "pip", "install", "--no-config", "-q", "--python", str(venv / "bin/python"),
+            uv(), "pip", "install", "--no-config", "-q", "--python", str(venv / "bin/python"),
             "--require-hashes", "-r", str(_requirements()),
         ],
     ):  # fmt: skip

@@ -3,7 +3,6 @@ from __future__ import annotations
 import importlib
 import os
 import site
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -11,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from services_ai.testing.wheels import free_port
 from tests.plugin_projects import (
     BROKEN_PLUGINS,
     DELIVERY_PLUGINS,
@@ -145,12 +145,6 @@ def sai(tmp_path, example_site, broken_site) -> SAI:
     runner = SAI(tmp_path / "home", [example_site, broken_site])
     runner("migrate", "--no-input", "-v0")
     return runner
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class PluginIndex:

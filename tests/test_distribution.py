@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from services_ai.testing.databases import Rows
-from tests.conftest import SAI, free_port
+from services_ai.testing.wheels import free_port
+from tests.conftest import SAI
 from tests.databases import postgres_database
 from tests.plugin_projects import GREETER_V1, build_wheel, write_plugin_project
 
@@ -463,6 +464,15 @@ def test_a_node_behind_the_database_converges_on_the_active_generation(platform)
     assert call_lead_created(platform)["plugins"] == []  # installed, but none enabled
     assert list((generations / "0002" / "lib").glob("python3.*/site-packages/lead_scorer"))
     assert "W005" not in platform("check", "--database", "default").stderr
+
+    # A registry action on a lagging node first brings the node up to date, instead of
+    # marking the plugins it lacks as uninstalled for everyone.
+    link.unlink()
+    link.symlink_to("generations/0001")
+    out = platform("plugins", "enable", "lead-scorer").stdout
+    assert "switching this node to generation 2" in out
+    assert installed(platform) == {"greeter": "1.0.0", "lead-scorer": "1.0.0"}
+    assert call_lead_created(platform)["plugins"] == ["lead-scorer"]
 
 
 def test_two_nodes_sharing_postgresql_serialise_their_changes(tmp_path, plugin_index):

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TEST_DEVPI_ARGS, free_port
+from services_ai.testing.wheels import free_port
+from tests.conftest import TEST_DEVPI_ARGS
 from tests.plugin_projects import REPO
 
 pytestmark = pytest.mark.subprocess

@@ -226,6 +226,7 @@ class Supervisor:
                     if now - last_reap > 5:
                         last_reap = now
                         reap_stale()
+                        self._converge()
                     if now - last_prune > PRUNE_EVERY:
                         last_prune = now
                         removed = prune()
@@ -244,6 +245,15 @@ class Supervisor:
                 time.sleep(0.5)
         finally:
             self.shutdown()
+
+    def _converge(self) -> None:
+        """Follow the database's active plugin environment on this node (several hosts)."""
+        from plugin_registry.environment import converge
+
+        try:
+            converge(lambda message: logger.info("plugin environment: %s", message), wait=False)
+        except Exception:
+            logger.exception("bringing this node's plugin environment up to date failed")
 
     def shutdown(self) -> None:
         for child in self.children.values():

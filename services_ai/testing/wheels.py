@@ -3,12 +3,30 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 UV = Path(sys.executable).parent / "uv"
+
+# The smallest useful plugin: subscribes to lead_created and does nothing (benchmarks).
+NOOP_PLUGIN = """
+from services_ai.plugins import hookimpl
+
+@hookimpl
+def lead_created(lead):
+    return None
+"""
+NOOP_MANIFEST = {"hook_specs": ["lead_created"], "permissions": ["read_leads"], "settings": []}
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def build_wheel(project: Path, outdir: Path) -> Path:

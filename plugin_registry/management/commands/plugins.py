@@ -11,6 +11,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from plugin_registry import services
+from plugin_registry.environment import converge
 from plugin_registry.management.environment_actions import (
     ENVIRONMENT_ACTIONS,
     EnvironmentActions,
@@ -100,8 +101,10 @@ class Command(EnvironmentActions, BaseCommand):
                 raise CommandError(str(exc)) from None
             return
         # The mirror is refreshed first, and in the same transaction as the action: a refused
-        # action rolls everything back, so bad input changes nothing.
+        # action rolls everything back, so bad input changes nothing. A node whose managed
+        # environment lags behind the database catches up first.
         try:
+            converge(self.stdout.write)
             with transaction.atomic():
                 self.sync_report = sync_registry()
                 getattr(self, f"do_{action}")(**options)
