@@ -1,0 +1,581 @@
+"""The plugin author kit: scaffold a project, check a project or wheel, build it.
+
+``services-ai plugin new|check|publish|promote|import-zip`` are thin commands over this module.
+Every problem names the file, what is wrong and how to fix it.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import inspect
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import tomllib
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from services_ai.plugins import hookspecs
+from services_ai.plugins.hookspecs import HOOK_NAMES
+from services_ai.plugins.markers import ENTRY_POINT_GROUP, PROJECT_NAME
+from services_ai.plugins.permissions import HOOK_PERMISSIONS
+
+from .catalogue import PLATFORM, compatibility, inspect_wheel, platform_version
+from .manifest import MANIFEST_NAME
+from .services import RegistryError
+
+NAME_RE = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    message: str
+    fix: str
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.message}; {self.fix}"
+
+
+@dataclass
+class CheckReport:
+    name: str = ""
+    version: str = ""
+    problems: list[Problem] = field(default_factory=list)
+
+    def add(self, file: str, message: str, fix: str) -> None:
+        self.problems.append(Problem(file, message, fix))
+
+
+def requirement_range() -> str:
+    """The ``services-ai`` range a new plugin declares: this minor version up to the next major."""
+    version = Version(platform_version())
+    upper = f"{version.major + 1}" if version.major else "1"
+    return f"{PLATFORM}>={version.major}.{version.minor},<{upper}"
+
+
+# -- scaffold ------------------------------------------------------------------------------------
+
+HOOK_BODIES = {
+    "lead_created": 'api.set_data("last_lead_id", lead["id"])',
+    "booking_created": 'api.set_data("last_booking_id", booking["id"])',
+    "booking_updated": (
+        'api.set_data("last_status_change", [previous_state["status"], booking["status"]])'
+    ),
+    "dashboard_widget": (
+        'return {\n        "title": "{title}",\n'
+        '        "html": api.render_template("{package}/widget.html", {"user": context["user"]}),\n'
+        '        "refresh_interval": 60,\n    }'
+    ),
+    "plugin_installed": 'api.set_data("installed", True)',
+    "plugin_uninstalled": 'api.delete_data("installed")',
+    "data_export": (
+        'if data_type != "leads":\n        return None\n'
+        "    leads = api.list_leads(filters)\n"
+        '    return {\n        "format": "{name}-json",\n        "filename": "leads.json",\n'
+        '        "content_type": "application/json",\n'
+        '        "content": json.dumps(leads),\n    }'
+    ),
+    "settings_page": 'return "<p>{title} has no extra settings page yet.</p>"',
+}
+
+TEST_BODIES = {
+    "lead_created": (
+        'plugin.call("lead_created", lead=plugin.make_lead(name="Ada"))\n'
+        '    assert plugin.get_data("last_lead_id") is not None'
+    ),
+    "booking_created": (
+        "booking = plugin.make_booking()\n"
+        '    plugin.call("booking_created", booking=booking)\n'
+        '    assert plugin.get_data("last_booking_id") == booking["id"]'
+    ),
+    "booking_updated": (
+        'booking = plugin.make_booking(status="confirmed")\n'
+        '    before = dict(booking, status="pending")\n'
+        '    plugin.call("booking_updated", booking=booking, previous_state=before)\n'
+        '    assert plugin.get_data("last_status_change") == ["pending", "confirmed"]'
+    ),
+    "dashboard_widget": (
+        'widget = plugin.call("dashboard_widget", context=plugin.widget_context())\n'
+        '    assert widget["title"] == "{title}" and "tester" in widget["html"]'
+    ),
+    "plugin_installed": (
+        'plugin.call("plugin_installed")\n    assert plugin.get_data("installed") is True'
+    ),
+    "plugin_uninstalled": (
+        'plugin.call("plugin_installed")\n    plugin.call("plugin_uninstalled")\n'
+        '    assert plugin.get_data("installed") is None'
+    ),
+    "data_export": (
+        'plugin.make_lead(name="Ada")\n'
+        '    export = plugin.call("data_export", data_type="leads", filters={})\n'
+        '    assert export["format"] == "{name}-json" and "Ada" in export["content"]'
+    ),
+    "settings_page": ('assert "{title}" in plugin.call("settings_page", plugin_id="{name}")'),
+}
+TEST_GRANTS = {"data_export": "read_leads"}
+
+
+def _signature(hook: str) -> str:
+    spec = getattr(hookspecs, hook)
+    parameters = inspect.signature(spec).parameters.values()
+    params = ", ".join(f"{p.name}: {_annotation(p.annotation)}" for p in parameters)
+    returns = _annotation(inspect.signature(spec).return_annotation)
+    return f"def {hook}({params}) -> {returns}:"
+
+
+def _annotation(value: object) -> str:
+    return value if isinstance(value, str) else getattr(value, "__name__", str(value))
+
+
+def scaffold(name: str, hooks: list[str], directory: Path) -> Path:
+    """Write a ready plugin project ``directory/NAME``; return its folder."""
+    name = name.strip()
+    if not NAME_RE.match(name):
+        raise RegistryError(
+            f"{name!r} is not a plugin name: use lower-case letters, digits and single dashes, "
+            "starting with a letter (e.g. lead-notifier)"
+        )
+    unknown = [hook for hook in hooks if hook not in HOOK_NAMES]
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], HOOK_NAMES, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise RegistryError(f"unknown hook {unknown[0]!r}{hint}; hooks: {', '.join(HOOK_NAMES)}")
+    hooks = [hook for hook in HOOK_NAMES if hook in hooks] or ["lead_created"]
+    project = directory / name
+    if project.exists():
+        raise RegistryError(f"{project} already exists; choose another name or folder")
+    package = name.replace("-", "_")
+    title = name.replace("-", " ").title()
+    permissions = sorted({HOOK_PERMISSIONS[h] for h in hooks if h in HOOK_PERMISSIONS}
+                         | ({"read_leads"} if "data_export" in hooks else set()))  # fmt: skip
+    fill = {"name": name, "package": package, "title": title}
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=directory))
+    try:
+        pkg = tmp / package
+        (pkg / "templates" / package).mkdir(parents=True)
+        (pkg / "static" / package).mkdir(parents=True)
+        (tmp / "tests").mkdir()
+        (tmp / "pyproject.toml").write_text(_pyproject(name, package, title))
+        (tmp / "README.md").write_text(_readme(name, package, title, hooks))
+        (pkg / "__init__.py").write_text(f'"""The {title} plugin for Services AI."""\n')
+        (pkg / "main.py").write_text(_main_py(hooks, fill))
+        manifest = {
+            "description": f"{title}: a Services AI plugin.",
+            "hook_specs": hooks,
+            "permissions": permissions,
+            "settings": [
+                {
+                    "key": "greeting",
+                    "type": "text",
+                    "label": "Greeting",
+                    "help": "Shown on the plugin's widget.",
+                    "required": False,
+                    "default": "Hello",
+                }
+            ],
+        }
+        (pkg / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
+        (pkg / "templates" / package / "widget.html").write_text(
+            '<p class="greeting">{{ user }}, welcome to ' + title + ".</p>\n"
+        )
+        (pkg / "static" / package / f"{package}.css").write_text(".greeting { margin: 0; }\n")
+        (tmp / "tests" / "test_plugin.py").write_text(_test_py(hooks, fill, permissions))
+        tmp.rename(project)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return project
+
+
+def _pyproject(name: str, package: str, title: str) -> str:
+    return f"""\
+[build-system]
+requires = ["hatchling>=1.26"]
+build-backend = "hatchling.build"
+
+[project]
+name = "{name}"
+version = "0.1.0"
+description = "{title}: a Services AI plugin."
+readme = "README.md"
+requires-python = ">=3.11"
+authors = [{{ name = "Your Name", email = "you@example.com" }}]
+dependencies = ["{requirement_range()}"]
+
+[project.entry-points.{ENTRY_POINT_GROUP}]
+{name} = "{package}.main"
+
+[tool.hatch.build.targets.wheel]
+packages = ["{package}"]
+
+[tool.pytest.ini_options]
+DJANGO_SETTINGS_MODULE = "services_ai.settings"
+addopts = "-p services_ai.testing.pytest_plugin"
+testpaths = ["tests"]
+"""
+
+
+def _main_py(hooks: list[str], fill: dict[str, str]) -> str:
+    imports = ["api", "hookimpl"]
+    types = sorted(
+        {
+            _annotation(p.annotation)
+            for hook in hooks
+            for p in inspect.signature(getattr(hookspecs, hook)).parameters.values()
+        }
+        | {
+            _annotation(inspect.signature(getattr(hookspecs, hook)).return_annotation)
+            for hook in hooks
+        }
+    )
+    types = [t.replace(" | None", "") for t in types]
+    types = sorted({t for t in types if t[0].isupper() and t not in ("None",)})
+    lines = [f'"""Hooks of the {fill["title"]} plugin."""', ""]
+    lines += ["from __future__ import annotations", ""]
+    if "data_export" in hooks:
+        lines += ["import json", ""]
+    lines.append(f"from services_ai.plugins import {', '.join(sorted(imports))}")
+    if types:
+        lines.append(f"from services_ai.plugins.types import {', '.join(types)}")
+    for hook in hooks:
+        doc = (inspect.getdoc(getattr(hookspecs, hook)) or "").splitlines()[0]
+        body = HOOK_BODIES[hook]
+        for key, value in fill.items():
+            body = body.replace("{" + key + "}", value)
+        lines += ["", "", "@hookimpl", _signature(hook), f'    """{doc}"""', f"    {body}"]
+    return "\n".join(lines) + "\n"
+
+
+def _test_py(hooks: list[str], fill: dict[str, str], permissions: list[str]) -> str:
+    lines = [
+        f'"""Tests of the {fill["title"]} plugin against a real plugin host."""',
+        "",
+        "import pytest",
+        "",
+        f"from {fill['package']} import main",
+        "",
+        "",
+        "@pytest.fixture",
+        "def plugin(services_ai_plugin):",
+        f'    return services_ai_plugin(main, "{fill["name"]}", grants={permissions!r})',
+    ]
+    for hook in hooks:
+        body = TEST_BODIES[hook]
+        for key, value in fill.items():
+            body = body.replace("{" + key + "}", value)
+        lines += ["", "", f"def test_{hook}(plugin):", f"    {body}"]
+    return "\n".join(lines) + "\n"
+
+
+def _readme(name: str, package: str, title: str, hooks: list[str]) -> str:
+    return f"""\
+# {title}
+
+A Services AI plugin. Hooks: {", ".join(f"`{h}`" for h in hooks)}.
+
+    services-ai plugin check .          # entry point, manifest, hooks, requirement
+    python -m pytest                    # the tests in tests/, against a real plugin host
+    services-ai plugin publish .        # check, build and upload to the plugin index
+    services-ai plugins install {name}
+
+The code is in `{package}/main.py`, what the plugin asks for in `{package}/manifest.json`,
+templates in `{package}/templates/{package}/` and static files in `{package}/static/{package}/`.
+"""
+
+
+# -- check ---------------------------------------------------------------------------------------
+
+
+def check_path(path: Path) -> CheckReport:
+    """Check a plugin project folder or a wheel; every problem says the file and the fix."""
+    if path.is_dir():
+        return _check_project(path)
+    if path.suffix == ".whl" and path.is_file():
+        return _check_wheel(path)
+    report = CheckReport()
+    report.add(str(path), "not a plugin project folder or a .whl file", "give one of those")
+    return report
+
+
+def _check_project(root: Path) -> CheckReport:
+    report = CheckReport()
+    pyproject = root / "pyproject.toml"
+    try:
+        data = tomllib.loads(pyproject.read_text())
+    except FileNotFoundError:
+        report.add("pyproject.toml", "missing", "create one (`services-ai plugin new` writes one)")
+        return report
+    except tomllib.TOMLDecodeError as exc:
+        report.add("pyproject.toml", f"not valid TOML ({exc})", "fix the syntax")
+        return report
+    project = data.get("project", {})
+    report.name = canonicalize_name(str(project.get("name", "")))
+    report.version = str(project.get("version", ""))
+    if not report.name:
+        report.add("pyproject.toml", "[project] has no name", 'add name = "your-plugin"')
+    try:
+        Version(report.version)
+    except InvalidVersion:
+        report.add(
+            "pyproject.toml", f"version {report.version!r} is not a PEP 440 version",
+            'use e.g. version = "0.1.0"',
+        )  # fmt: skip
+    eps = project.get("entry-points", {}).get(ENTRY_POINT_GROUP, {})
+    requirements = [str(r) for r in project.get("dependencies", [])]
+    _check_requirements(report, "pyproject.toml", requirements)
+    if len(eps) != 1:
+        what = "no entry point" if not eps else f"{len(eps)} entry points"
+        report.add(
+            "pyproject.toml",
+            f"{what} in group {ENTRY_POINT_GROUP!r}",
+            f"declare exactly one: [project.entry-points.{ENTRY_POINT_GROUP}] "
+            f'{report.name or "your-plugin"} = "your_plugin.main"',
+        )
+        return report
+    module = next(iter(eps.values()))
+    source_root = root / "src" if (root / "src").is_dir() else root
+    authors = project.get("authors") or [{}]
+    meta = {
+        "name": report.name,
+        "version": report.version,
+        "author": authors[0].get("name", ""),
+        "email": authors[0].get("email", ""),
+        "summary": project.get("description", ""),
+    }
+    _check_code(report, source_root, module, meta, root)
+    return report
+
+
+def _check_wheel(wheel: Path) -> CheckReport:
+    report = CheckReport()
+    try:
+        info = inspect_wheel(wheel.read_bytes(), wheel.name)
+    except RegistryError as exc:
+        report.add(wheel.name, str(exc), "build the project into a wheel")
+        return report
+    report.name, report.version = info.metadata.name, info.metadata.version
+    _check_requirements(report, f"{wheel.name} (METADATA)", info.requires_dist)
+    if not info.is_plugin:
+        report.add(
+            f"{wheel.name} (entry_points.txt)",
+            f"no entry point in group {ENTRY_POINT_GROUP!r}",
+            "declare one in pyproject.toml and build again",
+        )
+        return report
+    with tempfile.TemporaryDirectory(prefix="plugin-check-") as tmp:
+        with zipfile.ZipFile(wheel) as archive:
+            for member in archive.namelist():
+                target = (Path(tmp) / member).resolve()
+                if not target.is_relative_to(Path(tmp).resolve()):
+                    report.add(wheel.name, f"unsafe path {member!r}", "build the wheel normally")
+                    return report
+            archive.extractall(tmp)
+        meta = {
+            "name": info.metadata.name,
+            "version": info.metadata.version,
+            "author": info.metadata.author,
+            "email": info.metadata.author_email,
+            "summary": info.metadata.summary,
+        }
+        _check_code(report, Path(tmp), info.metadata.entry_point, meta, Path(tmp), wheel.name)
+    return report
+
+
+def _check_requirements(report: CheckReport, file: str, requirements: list[str]) -> None:
+    ours = []
+    for line in requirements:
+        try:
+            requirement = Requirement(line)
+        except InvalidRequirement as exc:
+            report.add(file, f"invalid requirement {line!r} ({exc})", "fix its syntax")
+            continue
+        if canonicalize_name(requirement.name) == PLATFORM:
+            ours.append(line)
+    if not ours:
+        report.add(
+            file,
+            f"no {PLATFORM} requirement: the catalogue cannot tell which platforms it runs on",
+            f'add "{requirement_range()}" to the dependencies',
+        )
+        return
+    compatible, why, _ = compatibility(ours, "")
+    if not compatible:
+        report.add(file, why, f'widen the range, e.g. "{requirement_range()}"')
+
+
+def _check_code(
+    report: CheckReport, source_root: Path, module: str, meta: dict, root: Path, label: str = ""
+) -> None:
+    """Read the manifest, then import the entry-point module in a throwaway process."""
+    prefix = f"{label}: " if label else ""
+    package = module.split(".")[0].split(":")[0]
+    module_file = source_root / Path(*module.split(":")[0].split("."))
+    module_file = module_file.with_suffix(".py") if module_file.with_suffix(".py").exists() else (
+        module_file / "__init__.py"
+    )  # fmt: skip
+
+    def shown(path: Path) -> str:
+        return prefix + (str(path.relative_to(root)) if path.is_relative_to(root) else str(path))
+
+    if not module_file.exists():
+        report.add(
+            shown(source_root / package),
+            f"the entry-point module {module!r} does not exist",
+            f"create {package}/{module.split('.')[-1]}.py or fix the entry point",
+        )
+        return
+    manifest_file = source_root / package / MANIFEST_NAME
+    manifest: dict = {}
+    try:
+        manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        report.add(shown(manifest_file), "missing", f"ship {MANIFEST_NAME} in package {package!r}")
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        report.add(shown(manifest_file), f"not valid JSON ({exc})", "fix the syntax")
+    for where, message, fix in _inspect_in_child(source_root, module, manifest, meta):
+        if where == "manifest":
+            file = shown(manifest_file)
+        elif where.startswith("/"):
+            path, _, line = where.rpartition(":")
+            file = f"{shown(Path(path))}:{line}" if path else shown(Path(where))
+        else:
+            file = prefix + where
+        report.add(file, message, fix)
+
+
+def _inspect_in_child(source_root: Path, module: str, manifest: dict, meta: dict) -> list:
+    """Import the module in a child Python; return (file, message, fix) triples."""
+    script = Path(__file__).with_name("authoring_probe.py")
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": os.environ.get(
+        "DJANGO_SETTINGS_MODULE", "services_ai.settings")}  # fmt: skip
+    env.pop("SERVICES_AI_PLUGIN_PATH", None)
+    payload = json.dumps(
+        {"root": str(source_root), "module": module, "manifest": manifest, "meta": meta}
+    )
+    result = subprocess.run(
+        [sys.executable, str(script)], input=payload, env=env, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    try:
+        return [tuple(item) for item in json.loads(result.stdout.strip().splitlines()[-1])]
+    except (ValueError, IndexError):
+        return [("", f"checking the code failed: {result.stderr.strip()[-2000:]}", "see above")]
+
+
+def hook_problems(module_obj: object, manifest: dict) -> list[tuple[str, str, str]]:
+    """Compare a plugin module's hook implementations with the hookspecs and its manifest."""
+    problems: list[tuple[str, str, str]] = []
+    implemented: dict[str, object] = {}
+    marker = f"{PROJECT_NAME}_impl"
+    for attr in sorted(dir(module_obj)):
+        obj = getattr(module_obj, attr, None)
+        opts = getattr(obj, marker, None)
+        if not callable(obj) or not isinstance(opts, dict):
+            continue
+        hook = opts.get("specname") or attr
+        where = _where(obj)
+        if opts.get("hookwrapper") or opts.get("wrapper"):
+            problems.append((where, f"{hook}: hook wrappers are not supported", "remove wrapper="))
+        if hook not in HOOK_NAMES:
+            close = difflib.get_close_matches(hook, HOOK_NAMES, n=1)
+            fix = f"rename it to {close[0]!r}" if close else f"use one of {', '.join(HOOK_NAMES)}"
+            problems.append((where, f"@hookimpl {hook!r} is not a hook", fix))
+            continue
+        implemented[hook] = obj
+        spec_args = list(inspect.signature(getattr(hookspecs, hook)).parameters)
+        try:
+            impl_args = list(inspect.signature(obj).parameters)
+        except (TypeError, ValueError):
+            continue
+        extra = [arg for arg in impl_args if arg not in spec_args]
+        if extra:
+            problems.append(
+                (
+                    where,
+                    f"{hook}({', '.join(impl_args)}): {', '.join(map(repr, extra))} is not an "
+                    f"argument of the hook {hook}({', '.join(spec_args)})",
+                    f"use only the hook's argument names ({', '.join(spec_args)})",
+                )
+            )
+    declared = manifest.get("hook_specs", []) if isinstance(manifest, dict) else []
+    declared = declared if isinstance(declared, list) else []
+    for hook in sorted(set(implemented) - set(declared)):
+        problems.append(
+            ("manifest", f"hook_specs misses {hook!r}, which the module implements", "add it")
+        )
+    for hook in sorted(set(declared) - set(implemented)):
+        if isinstance(hook, str) and hook in HOOK_NAMES:
+            problems.append(
+                (
+                    "manifest",
+                    f"hook_specs lists {hook!r}, which the entry-point module does not implement",
+                    "implement it with @hookimpl or remove it from hook_specs",
+                )
+            )
+    permissions = manifest.get("permissions", []) if isinstance(manifest, dict) else []
+    for hook in sorted(implemented):
+        needed = HOOK_PERMISSIONS.get(hook)
+        if needed and isinstance(permissions, list) and needed not in permissions:
+            problems.append(
+                (
+                    "manifest",
+                    f"permissions lacks {needed!r}, without which {hook} is never called",
+                    f"add {needed!r} to permissions",
+                )
+            )
+    return problems
+
+
+def _where(obj: object) -> str:
+    try:
+        file = inspect.getsourcefile(obj)  # type: ignore[arg-type]
+        line = inspect.getsourcelines(obj)[1]  # type: ignore[arg-type]
+    except (OSError, TypeError):
+        return "(module)"
+    return f"{file}:{line}"
+
+
+def defined_hooks(source: str) -> list[str]:
+    """Names of the functions decorated with ``hookimpl`` in a module's source (no import)."""
+    tree = ast.parse(source)
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef):
+            for deco in node.decorator_list:
+                target = deco.func if isinstance(deco, ast.Call) else deco
+                if getattr(target, "id", getattr(target, "attr", "")) == "hookimpl":
+                    found.append(node.name)
+    return found
+
+
+# -- build ---------------------------------------------------------------------------------------
+
+
+def build(project: Path, outdir: Path) -> Path:
+    """Build a project into a wheel with ``uv build`` (an isolated build); return the wheel."""
+    from .environment import installer_env, uv
+
+    outdir.mkdir(parents=True, exist_ok=True)
+    before = set(outdir.glob("*.whl"))
+    result = subprocess.run(
+        [uv(), "build", "--no-config", "--wheel", "--quiet", "--out-dir", str(outdir),
+         str(project)],
+        env=installer_env(), capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    if result.returncode:
+        raise RegistryError(f"building {project} failed:\n{result.stderr.strip()[-3000:]}")
+    built = sorted(set(outdir.glob("*.whl")) - before) or sorted(outdir.glob("*.whl"))
+    if not built:
+        raise RegistryError(f"building {project} produced no wheel")
+    return built[-1]
