@@ -1,0 +1,1 @@
+"""The Hello Plugin plugin for Services AI."""
