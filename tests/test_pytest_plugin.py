@@ -59,3 +59,12 @@ def test_a_failing_hook_fails_the_test_with_the_plugins_traceback(services_ai_pl
     plugin = services_ai_plugin(module, "failing", grants=["read_leads"], manifest=manifest)
     with pytest.raises(AssertionError, match=r"failing\.lead_created raised ValueError: no Ada"):
         plugin.call("lead_created", lead=plugin.make_lead(name="Ada"))
+
+
+def test_a_widget_renders_through_the_host(services_ai_plugin):
+    from booking_widget import main
+
+    plugin = services_ai_plugin(main, "booking-widget", grants=["read_bookings"])
+    plugin.make_booking(service="Roof inspection")
+    widget = plugin.call("dashboard_widget", context=plugin.widget_context(user="ada"))
+    assert widget["title"] and "Roof inspection" in widget["html"]
