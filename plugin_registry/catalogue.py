@@ -259,11 +259,20 @@ def why_not(row: CatalogueVersion) -> str:
 
 
 @transaction.atomic
-def set_withdrawn(name: str, version: str, withdrawn: bool, reason: str = "") -> CatalogueVersion:
+def set_withdrawn(
+    name: str, version: str, withdrawn: bool, reason: str = "", *, actor: str = ""
+) -> CatalogueVersion:
     row = CatalogueVersion.objects.filter(name=canonicalize_name(name), version=version).first()
     if row is None:
         raise RegistryError(f"{name}=={version} is not in the catalogue: run `plugins catalogue`")
+    before = {"withdrawn": row.withdrawn, "reason": row.withdrawn_reason}
     row.withdrawn = withdrawn
     row.withdrawn_reason = reason[:500] if withdrawn else ""
     row.save(update_fields=["withdrawn", "withdrawn_reason", "synced_at"])
+    from .audit import record
+
+    after = {"withdrawn": row.withdrawn, "reason": row.withdrawn_reason}
+    record(
+        actor, "withdraw" if withdrawn else "restore", f"{row.name}=={row.version}", before, after
+    )
     return row

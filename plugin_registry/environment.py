@@ -50,6 +50,7 @@ from packaging.utils import canonicalize_name
 
 from services_ai import conf
 
+from .audit import record
 from .catalogue import choose, sync_catalogue
 from .index import IndexClient
 from .lockfile import (
@@ -530,8 +531,27 @@ class Environment:
             self.say(f"generation {number} active ({time.monotonic() - started:.2f} s)")
             return result
 
-    def activate(self, row: EnvironmentGeneration, folder: Path) -> ChangeResult:
+    def activate(
+        self,
+        row: EnvironmentGeneration,
+        folder: Path,
+        *,
+        rollback: bool = False,
+        actor: str = "",
+    ) -> ChangeResult:
         """Make ``row`` the active generation: database first, then the symlink."""
+        from services_ai.host.runtime import switching_environment
+
+        with switching_environment():
+            result = self._activate(row, folder, rollback=rollback, actor=actor)
+        for change in result.changes:
+            for line in change.describe():
+                self.say(line)
+        return result
+
+    def _activate(
+        self, row: EnvironmentGeneration, folder: Path, *, rollback: bool, actor: str
+    ) -> ChangeResult:
         previous = conf.loaded_generation()
         conf.use_generation(folder)  # this process now sees the new generation's plugins
         try:
@@ -547,15 +567,21 @@ class Environment:
                 row.save(update_fields=["status", "activated_at", "error"])
                 report = sync_registry()
                 changes = _diff(before, _registry_snapshot())
+                record(
+                    row.actor if not rollback else actor,
+                    "rollback" if rollback else "environment",
+                    f"generation {row.number}: {row.action}"
+                    if not rollback
+                    else f"generation {row.number}",
+                    {name: version for name, (version, _, _) in before.items()},
+                    dict(row.requested),
+                )
         except BaseException:
             conf.use_generation(previous)
             raise
         switch_link(folder)
         self._write_current_files(row)
         self.prune()
-        for change in changes:
-            for line in change.describe():
-                self.say(line)
         return ChangeResult(row.number, changes, report)
 
     def _write_current_files(self, row: EnvironmentGeneration) -> None:
@@ -587,7 +613,7 @@ class Environment:
                 f"rolling back from generation {active.number if active else '-'} "
                 f"to {target.number}"
             )
-            return self.activate(target, folder)
+            return self.activate(target, folder, rollback=True, actor=actor)
 
     # -- recovery and housekeeping ---------------------------------------------------------
 
@@ -610,12 +636,15 @@ class Environment:
             self.say(f"generation {active.number} is not built on this node; building it")
             folder = self.build(active.number, active.lock)
             self.check(folder)
-        if conf.active_generation_dir() != folder:
-            self.say(f"switching this node to generation {active.number}")
-            switch_link(folder)
-            self._write_current_files(active)
-        if conf.loaded_generation() != folder:
-            conf.use_generation(folder)
+        from services_ai.host.runtime import switching_environment
+
+        if conf.active_generation_dir() != folder or conf.loaded_generation() != folder:
+            with switching_environment():
+                if conf.active_generation_dir() != folder:
+                    self.say(f"switching this node to generation {active.number}")
+                    switch_link(folder)
+                    self._write_current_files(active)
+                conf.use_generation(folder)
 
     def prune(self) -> None:
         """Keep the newest generations on disk (``SERVICES_AI_KEEP_GENERATIONS``, default 5)."""

@@ -145,9 +145,9 @@ class _Conversion:
             package = root.rsplit("/", 1)[-1]
             self._check_package(root, package, files)
             contents = self._read(archive, root, files)
-        manifest, metadata, dist_name = self._manifest(package, contents)
-        wheel_files = self._wheel_files(package, contents, manifest, metadata, dist_name)
-        wheel_name = f"{dist_name.replace('-', '_')}-{metadata.version}-{WHEEL_TAG}.whl"
+        manifest, metadata, name = self._manifest(package, contents)
+        wheel_files = self._wheel_files(package, contents, manifest, metadata, name)
+        wheel_name = f"{metadata.name.replace('-', '_')}-{metadata.version}-{WHEEL_TAG}.whl"
         return self._write(outdir, wheel_name, wheel_files)
 
     def _open(self) -> zipfile.ZipFile:
@@ -400,7 +400,7 @@ class _Conversion:
     def _manifest(
         self, package: str, contents: dict[str, bytes]
     ) -> tuple[dict[str, Any], DistMetadata, str]:
-        """Read the legacy manifest; return the modern one, the metadata and the name."""
+        """Read the legacy manifest; return the modern one, the metadata and the name as given."""
         where = f"{package}/{MANIFEST_NAME}"
         try:
             data = json.loads(contents[MANIFEST_NAME].decode("utf-8-sig"))
@@ -478,6 +478,11 @@ class _Conversion:
             self.fail(
                 f"{where}: entry_point {value!r} points outside the package {package!r}; "
                 f"name a module inside it, {example}",
+                where,
+            )
+        if module.endswith(".py") and not colon:
+            self.fail(
+                f"{where}: entry_point {value!r} names a file; name the module instead, {example}",
                 where,
             )
         relative = module.startswith(".")

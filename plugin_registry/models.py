@@ -32,6 +32,7 @@ class Plugin(models.Model):
         verbose_name = _("plugin")
         verbose_name_plural = _("plugins")
         ordering = ["name"]
+        permissions = [("manage_plugins", _("Can install, configure and grant plugins"))]
 
     def __str__(self) -> str:
         return f"{self.name} {self.version}"
@@ -215,3 +216,50 @@ class EnvironmentGeneration(models.Model):
 
     def __str__(self) -> str:
         return f"generation {self.number} ({self.status})"
+
+
+class AuditEntry(models.Model):
+    """One admin action on the plugin platform: who, what, when, before and after."""
+
+    at = models.DateTimeField(_("at"), auto_now_add=True, db_index=True)
+    actor = models.CharField(_("by"), max_length=150)
+    action = models.CharField(_("action"), max_length=50, db_index=True)
+    target = models.CharField(_("target"), max_length=300, blank=True)
+    before = models.JSONField(_("before"), null=True, blank=True)
+    after = models.JSONField(_("after"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("audit entry")
+        verbose_name_plural = _("audit log")
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.actor} {self.action} {self.target}"
+
+
+class Operation(models.Model):
+    """A long change started from the console (install, upgrade, uninstall, rollback)."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", _("running")
+        SUCCEEDED = "succeeded", _("succeeded")
+        FAILED = "failed", _("failed")
+
+    kind = models.CharField(_("kind"), max_length=30)
+    description = models.CharField(_("description"), max_length=300)
+    actor = models.CharField(_("by"), max_length=150)
+    status = models.CharField(
+        _("status"), max_length=20, choices=Status.choices, default=Status.RUNNING
+    )
+    log = models.TextField(_("progress"), blank=True)
+    result = models.TextField(_("result"), blank=True)
+    started_at = models.DateTimeField(_("started"), auto_now_add=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("operation")
+        verbose_name_plural = _("operations")
+        ordering = ["-started_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.description} ({self.status})"

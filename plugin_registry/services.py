@@ -14,6 +14,7 @@ from django.db import transaction
 from services_ai.plugins.exceptions import SettingsError
 from services_ai.plugins.permissions import PERMISSIONS
 
+from .audit import record, redact_settings
 from .generation import bump_generation
 from .models import Plugin, PluginPermission, PluginSetting
 from .setting_types import coerce_setting
@@ -55,6 +56,7 @@ def enable(name: str, *, actor: str = "") -> Plugin:
         plugin.enabled = True
         plugin.save(update_fields=["enabled", "updated_at"])
         bump_generation()
+        record(actor, "enable", plugin.name, {"enabled": False}, {"enabled": True})
         logger.info("%s enabled plugin %s", actor or "someone", plugin.name)
     if plugin.installed_hook_pending:
         from .environment import run_installed_hook
@@ -70,6 +72,7 @@ def disable(name: str, *, actor: str = "") -> Plugin:
         plugin.enabled = False
         plugin.save(update_fields=["enabled", "updated_at"])
         bump_generation()
+        record(actor, "disable", plugin.name, {"enabled": True}, {"enabled": False})
         logger.info("%s disabled plugin %s", actor or "someone", plugin.name)
     return plugin
 
@@ -96,6 +99,13 @@ def set_grant(name: str, permission: str, granted: bool, *, actor: str = "") -> 
         perm.changed_by = actor
         perm.save(update_fields=["granted", "changed_by", "changed_at"])
         bump_generation()
+        record(
+            actor,
+            "grant" if granted else "revoke",
+            f"{plugin.name}:{permission}",
+            {"granted": not granted},
+            {"granted": granted},
+        )
         logger.info(
             "%s %s %s to plugin %s",
             actor or "someone",
@@ -126,8 +136,17 @@ def configure(name: str, values: dict[str, Any], *, actor: str = "") -> dict[str
             problems.append(str(exc))
     if problems:
         raise RegistryError("; ".join(problems))
+    stored = dict(plugin.settings.filter(key__in=list(coerced)).values_list("key", "value"))
     for key, value in coerced.items():
         PluginSetting.objects.update_or_create(plugin=plugin, key=key, defaults={"value": value})
+    spec_list = list(specs.values())
+    record(
+        actor,
+        "configure",
+        plugin.name,
+        redact_settings({key: stored.get(key) for key in coerced}, spec_list),
+        redact_settings(coerced, spec_list),
+    )
     if plugin.enabled and missing_required(plugin):
         raise RegistryError(
             f"plugin {plugin.name!r} is enabled and needs: {', '.join(missing_required(plugin))}"

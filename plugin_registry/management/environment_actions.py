@@ -190,12 +190,12 @@ class EnvironmentActions:
 
     def env_withdraw(self, *, requirement: str, reason: str = "", **options: Any) -> None:
         name, version = _requirement(requirement, exact=True)
-        row = set_withdrawn(name, version or "", True, reason)
+        row = set_withdrawn(name, version or "", True, reason, actor="cli")
         self.say(f"withdrew {row.name}=={row.version}: it can no longer be installed")
 
     def env_restore(self, *, requirement: str, **options: Any) -> None:
         name, version = _requirement(requirement, exact=True)
-        row = set_withdrawn(name, version or "", False)
+        row = set_withdrawn(name, version or "", False, actor="cli")
         self.say(f"{row.name}=={row.version} can be installed again")
 
 

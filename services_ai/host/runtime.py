@@ -7,9 +7,11 @@ disabling, granting and revoking take effect on the next hook call in every proc
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
+from collections.abc import Iterator
 
 from services_ai import conf
 
@@ -96,6 +98,20 @@ def get_host() -> PluginHost:
             )
         _record_load_failures(_host)
         return _host
+
+
+@contextlib.contextmanager
+def switching_environment() -> Iterator[None]:
+    """Hold off every thread's hook calls while this process moves to another generation.
+
+    Threads waiting in :func:`get_host` then see the finished switch, never a half-done one.
+    """
+    global _host
+    with _lock:
+        try:
+            yield
+        finally:
+            _host = None
 
 
 def reset_host() -> None:
