@@ -198,3 +198,23 @@ def platform(tmp_path, plugin_index) -> SAI:
     runner = SAI(tmp_path / "home", [], **plugin_index.env())
     runner("migrate", "--no-input", "-v0")
     return runner
+
+
+# Browser tests: Debian's Chromium (Playwright cannot download browsers here).
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+CHROMIUM = os.environ.get("SERVICES_AI_CHROMIUM", "/usr/bin/chromium")
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    return {
+        **browser_type_launch_args,
+        "executable_path": CHROMIUM,
+        "args": [
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ],
+    }

@@ -146,6 +146,39 @@ def plugin_uninstalled():
 """
 
 
+EVIL_WIDGET = """
+from services_ai.plugins import hookimpl
+
+@hookimpl
+def dashboard_widget(context):
+    return {
+        "title": "Evil",
+        "html": '<b class="kept">bold ok</b><script>window.__pwned = 1</script>'
+        '<img src="x" onerror="window.__pwned = 2">'
+        '<a id="js" href="javascript:window.__pwned = 3">click</a>'
+        '<p onclick="window.__pwned = 4" id="clicky">click me</p>',
+    }
+"""
+
+BROKEN_WIDGET = """
+from services_ai.plugins import hookimpl
+
+@hookimpl
+def dashboard_widget(context):
+    raise RuntimeError("widget exploded")
+"""
+
+SLOW_WIDGET = """
+import time
+from services_ai.plugins import hookimpl
+
+@hookimpl
+def dashboard_widget(context):
+    time.sleep(14)
+    return {"title": "Slow", "html": "<p>finally</p>"}
+"""
+
+
 def _manifest(hooks: list[str], permissions: list[str], settings: list | None = None) -> dict:
     return {"hook_specs": hooks, "permissions": permissions, "settings": settings or []}
 
@@ -178,4 +211,11 @@ INDEX_PLUGINS = [
      _manifest(["lead_created"], ["read_leads"]),
      ("services-ai>=0.1", "helper-lib>=1"), True),
     ("helper-lib", "1.2.0", "VALUE = 12\n", _manifest([], []), (), False),
+    # Dashboard widgets for the browser tests: hostile HTML, one that raises, one too slow.
+    ("evil-widget", "1.0.0", EVIL_WIDGET, _manifest(["dashboard_widget"], []),
+     ("services-ai>=0.1",), True),
+    ("broken-widget", "1.0.0", BROKEN_WIDGET, _manifest(["dashboard_widget"], []),
+     ("services-ai>=0.1",), True),
+    ("slow-widget", "1.0.0", SLOW_WIDGET, _manifest(["dashboard_widget"], []),
+     ("services-ai>=0.1",), True),
 ]  # fmt: skip
