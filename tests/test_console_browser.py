@@ -135,9 +135,7 @@ def test_console_walkthrough(console, page, tmp_path):
     page.goto(f"{console.url}/console/plugins/lead-scorer/")
     page.fill("input[name=threshold]", "150")
     page.click("form.settings button[type=submit]")
-    assert "setting 'threshold' (number): must be at most 100" in page.inner_text(
-        ".field.invalid"
-    )
+    assert "setting 'threshold' (number): must be at most 100" in page.inner_text(".field.invalid")
     assert rows.all("SELECT key FROM plugin_registry_pluginsetting") == []
     page.fill("input[name=threshold]", "75")
     page.click("form.settings button[type=submit]")

@@ -1,0 +1,174 @@
+"""The console's rules, with Django's test client: who may see what; GET and CSRF change nothing."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.contrib.auth.models import Permission, User
+from django.test import Client
+
+from plugin_registry.models import (
+    AuditEntry,
+    EnvironmentGeneration,
+    Operation,
+    Plugin,
+    PluginPermission,
+    PluginSetting,
+)
+from services_ai.leads.models import Lead
+
+STATE_CHANGING = [
+    ("/console/catalogue/refresh/", {}),
+    ("/console/plugins/lead-scorer/enable/", {"enabled": "1"}),
+    ("/console/plugins/lead-scorer/grant/", {"permission": "read_leads", "granted": "1"}),
+    ("/console/plugins/lead-scorer/settings/", {"threshold": "70"}),
+    ("/console/plugins/lead-scorer/uninstall/", {"confirm": "lead-scorer"}),
+    ("/console/history/1/rollback/", {}),
+]
+PAGES = [
+    "/",
+    "/exports/",
+    "/console/catalogue/",
+    "/console/plugins/",
+    "/console/plugins/lead-scorer/",
+    "/console/history/",
+    "/console/upload/",
+    "/console/audit/",
+]
+
+
+def snapshot() -> tuple:
+    return (
+        list(Plugin.objects.values_list("name", "enabled").order_by("name")),
+        list(PluginPermission.objects.values_list("name", "granted").order_by("id")),
+        list(PluginSetting.objects.values_list("key", "value").order_by("id")),
+        Operation.objects.count(),
+        EnvironmentGeneration.objects.count(),
+        AuditEntry.objects.count(),
+    )
+
+
+@pytest.fixture
+def admin_client(registry) -> Client:
+    User.objects.create_superuser("admin", "a@example.com", "pw")
+    client = Client()
+    client.login(username="admin", password="pw")
+    return client
+
+
+@pytest.mark.parametrize("url", PAGES)
+def test_pages_need_a_staff_user(registry, url):
+    anonymous = Client().get(url)
+    assert anonymous.status_code == 302 and anonymous["Location"].startswith("/accounts/login/")
+    User.objects.create_user("clerk", password="pw")
+    clerk = Client()
+    clerk.login(username="clerk", password="pw")
+    assert clerk.get(url).status_code == 403
+
+
+@pytest.mark.parametrize("url", PAGES)
+def test_every_page_renders_for_staff(admin_client, url):
+    assert admin_client.get(url).status_code == 200
+
+
+@pytest.mark.parametrize(("url", "data"), STATE_CHANGING)
+def test_get_to_a_state_changing_url_changes_nothing(admin_client, url, data):
+    before = snapshot()
+    assert admin_client.get(url, data).status_code == 405
+    assert snapshot() == before
+
+
+@pytest.mark.parametrize(("url", "data"), STATE_CHANGING)
+def test_a_post_without_csrf_token_is_refused(registry, url, data):
+    User.objects.create_superuser("admin", "a@example.com", "pw")
+    client = Client(enforce_csrf_checks=True)
+    client.login(username="admin", password="pw")
+    before = snapshot()
+    assert client.post(url, data).status_code == 403
+    assert snapshot() == before
+
+
+def test_install_and_upload_show_forms_on_get_and_change_nothing(admin_client):
+    from plugin_registry.models import CatalogueVersion
+
+    CatalogueVersion.objects.create(
+        name="lead-scorer", version="1.0.0", filename="x.whl", sha256="0" * 64,
+        manifest={"hook_specs": ["lead_created"], "permissions": ["read_leads"], "settings": []},
+    )  # fmt: skip
+    before = snapshot()
+    page = admin_client.get("/console/catalogue/lead-scorer/install/", {"version": "1.0.0"})
+    assert page.status_code == 200 and b"read_leads" in page.content
+    assert admin_client.get("/console/upload/").status_code == 200
+    assert snapshot() == before
+
+
+def test_staff_without_the_manage_permission_can_look_but_not_change(registry):
+    user = User.objects.create_user("viewer", password="pw", is_staff=True)
+    client = Client()
+    client.login(username="viewer", password="pw")
+    assert client.get("/console/plugins/lead-scorer/").status_code == 200
+    before = snapshot()
+    response = client.post("/console/plugins/lead-scorer/grant/", STATE_CHANGING[2][1])
+    assert response.status_code == 403
+    assert snapshot() == before
+    user.user_permissions.add(Permission.objects.get(codename="manage_plugins"))
+    client = Client()
+    client.login(username="viewer", password="pw")
+    client.post("/console/plugins/lead-scorer/grant/", STATE_CHANGING[2][1])
+    assert PluginPermission.objects.get(plugin__name="lead-scorer", name="read_leads").granted
+
+
+def test_actions_are_audited_with_secrets_redacted(admin_client):
+    response = admin_client.post(
+        "/console/plugins/crm-sync/settings/", {"api_key": "s3cret-key", "endpoint": ""}
+    )
+    assert response.status_code == 302
+    page = admin_client.get("/console/plugins/crm-sync/").content.decode()
+    assert "s3cret-key" not in page  # secrets are never rendered back
+    assert "A value is stored; leave empty to keep it." in page
+    admin_client.post("/console/plugins/crm-sync/settings/", {"api_key": ""})
+    assert PluginSetting.objects.get(key="api_key").value == "s3cret-key"  # empty keeps it
+    entry = AuditEntry.objects.filter(action="configure").order_by("id").first()
+    assert entry.actor == "console:admin" and entry.target == "crm-sync"
+    assert entry.after["api_key"] == "********" and "s3cret-key" not in json.dumps(entry.after)
+    admin_client.post(
+        "/console/plugins/crm-sync/grant/", {"permission": "read_leads", "granted": "1"}
+    )
+    grant = AuditEntry.objects.get(action="grant")
+    assert (grant.target, grant.before, grant.after) == (
+        "crm-sync:read_leads",
+        {"granted": False},
+        {"granted": True},
+    )
+    audit = admin_client.get("/console/audit/").content.decode()
+    assert "crm-sync:read_leads" in audit and "console:admin" in audit
+
+
+def test_exports_offer_plugin_formats_only_with_the_permission(admin_client, registry):
+    Lead.objects.create(name="=cmd|' /C calc'!A0", email="x@example.com", source="web")
+    registry.enable("crm-sync", api_key="k")
+    page = admin_client.get("/exports/").content.decode()
+    assert "plugin:crm-sync" not in page  # read_leads not granted
+    csv_text = admin_client.get(
+        "/exports/", {"download": "1", "data_type": "leads", "format": "csv"}
+    ).content.decode()
+    assert "'=cmd|" in csv_text  # no formula reaches a spreadsheet
+    refused = admin_client.get(
+        "/exports/", {"download": "1", "data_type": "leads", "format": "plugin:crm-sync"}
+    )
+    assert refused.status_code == 302
+    registry.enable("crm-sync", "read_leads")
+    assert "plugin:crm-sync" in admin_client.get("/exports/").content.decode()
+    export = admin_client.get(
+        "/exports/", {"download": "1", "data_type": "leads", "format": "plugin:crm-sync"}
+    )
+    assert export.status_code == 200
+    assert "x@example.com" in export.content.decode()
+
+
+def test_plugin_static_files_never_leave_the_static_folder(admin_client, registry):
+    registry.enable("booking-widget", "read_bookings")
+    assert admin_client.get("/plugin-static/booking-widget/../main.py").status_code == 404
+    assert admin_client.get("/plugin-static/booking-widget/%2e%2e/main.py").status_code == 404
+    assert admin_client.get("/plugin-static/lead-scorer/x.css").status_code == 404  # disabled
