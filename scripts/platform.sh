@@ -51,5 +51,6 @@ echo "==> starting the event delivery worker"
 $sai worker --processes 1 &
 worker=$!
 
-echo "==> serving on http://127.0.0.1:${PORT:-8000}/ (admin at /admin/)"
-$sai runserver --noreload "127.0.0.1:${PORT:-8000}"
+echo "==> serving on http://127.0.0.1:${PORT:-8000}/ (console at /console/, admin at /admin/)"
+# --insecure: the development server also serves the static files (CSS, htmx).
+$sai runserver --noreload --insecure "127.0.0.1:${PORT:-8000}"

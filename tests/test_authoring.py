@@ -258,3 +258,22 @@ def test_publish_refuses_a_project_that_fails_its_check(project, plugin_index, t
     assert "hook_specs misses 'booking_created'" in result.stderr
     assert re.search(r"1 problem\(s\); nothing was built or published", result.stderr)
     assert not list(project.glob("dist/*"))
+
+
+def test_import_zip_converts_publishes_and_installs_a_legacy_plugin(plugin_index, tmp_path):
+    from tests.test_legacy_zip import legacy_entries, make_zip
+
+    sai = SAI(tmp_path / "home", [], **plugin_index.env())
+    sai("migrate", "--no-input", "-v0")
+    archive = make_zip(tmp_path / "legacy.zip", legacy_entries())
+    out = sai("plugin", "import-zip", str(archive), "--out", str(tmp_path / "w"),
+              "--publish", "stable").stdout  # fmt: skip
+    assert "converted legacy.zip into" in out and "legacy_greeter-1.2.0-py3-none-any.whl" in out
+    assert "legacy_greeter-1.2.0-py3-none-any.whl: uploaded" in out
+    assert "+ legacy-greeter 1.2.0" in sai("plugins", "install", "legacy-greeter").stdout
+
+    hostile = make_zip(tmp_path / "slip.zip", {**legacy_entries(), "../evil.py": "x = 1\n"})
+    result = sai("plugin", "import-zip", str(hostile), "--out", str(tmp_path / "w2"), check=False)
+    assert result.returncode == 1
+    assert "slip.zip: entry '../evil.py' points outside the archive" in result.stderr
+    assert not list((tmp_path / "w2").glob("*.whl"))

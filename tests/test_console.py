@@ -172,3 +172,36 @@ def test_plugin_static_files_never_leave_the_static_folder(admin_client, registr
     assert admin_client.get("/plugin-static/booking-widget/../main.py").status_code == 404
     assert admin_client.get("/plugin-static/booking-widget/%2e%2e/main.py").status_code == 404
     assert admin_client.get("/plugin-static/lead-scorer/x.css").status_code == 404  # disabled
+
+
+def test_plugin_static_files_and_sanitised_settings_pages_are_served(admin_client, registry):
+    registry.enable("booking-widget", "read_bookings")
+    css = admin_client.get("/plugin-static/booking-widget/booking_widget/widget.css")
+    assert css.status_code == 200 and css["Content-Type"].startswith("text/css")
+    assert css["X-Content-Type-Options"] == "nosniff"
+    registry.enable("crm-sync", api_key="k")
+    page = admin_client.get("/console/plugins/crm-sync/").content.decode()
+    assert 'class="plugin-page"' in page and "<script" not in page.split("plugin-page")[1]
+
+
+def test_the_catalogue_pages_a_thousand_plugins_with_a_fixed_number_of_queries(
+    admin_client, django_assert_max_num_queries
+):
+    from plugin_registry.models import CatalogueVersion
+
+    CatalogueVersion.objects.bulk_create(
+        CatalogueVersion(
+            name=f"plugin-{i:04d}", version=version, filename=f"p{i}-{version}.whl",
+            sha256="0" * 64, summary=f"Plugin number {i}",
+            manifest={"hook_specs": ["lead_created"], "permissions": ["read_leads"],
+                      "settings": []},
+        )
+        for i in range(1000)
+        for version in ("1.0.0", "1.1.0")
+    )  # fmt: skip
+    with django_assert_max_num_queries(12):
+        page = admin_client.get("/console/catalogue/", {"page": "7"}).content.decode()
+    assert page.count('<tr data-plugin="plugin-') == 20
+    assert "plugin-0120" in page and "Page 7 of 50" in page
+    found = admin_client.get("/console/catalogue/", {"q": "number 999"}).content.decode()
+    assert found.count('<tr data-plugin="plugin-') == 1 and "plugin-0999" in found
