@@ -286,8 +286,9 @@ A Services AI plugin. Hooks: {", ".join(f"`{h}`" for h in hooks)}.
 
     services-ai plugin check .          # entry point, manifest, hooks, requirement
     python -m pytest                    # the tests in tests/, against a real plugin host
-    services-ai plugin publish .        # check, build and upload to the plugin index
-    services-ai plugins install {name}
+    services-ai plugin publish .        # check, build and upload to the dev index
+    services-ai plugin promote {name}==0.1.0   # once tried: copy it to the stable index
+    services-ai plugins install {name}  # what admins do: install from the stable index
 
 The code is in `{package}/main.py`, what the plugin asks for in `{package}/manifest.json`,
 templates in `{package}/templates/{package}/` and static files in `{package}/static/{package}/`.
@@ -300,7 +301,7 @@ templates in `{package}/templates/{package}/` and static files in `{package}/sta
 def check_path(path: Path) -> CheckReport:
     """Check a plugin project folder or a wheel; every problem says the file and the fix."""
     if path.is_dir():
-        return _check_project(path)
+        return _check_project(path.resolve())
     if path.suffix == ".whl" and path.is_file():
         return _check_wheel(path)
     report = CheckReport()

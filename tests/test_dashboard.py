@@ -1,4 +1,5 @@
-"""The dashboard renders enabled plugins' widgets, sanitised, for staff only."""
+"""The dashboard: one card per enabled widget, each loaded in its own request, sanitised,
+for staff only."""
 
 from __future__ import annotations
 
@@ -20,23 +21,27 @@ def test_dashboard_shows_the_booking_widget(registry, admin_client):
     start = timezone.now() + timedelta(days=1)
     Booking.objects.create(lead=lead, service="Window cleaning", start=start, end=start)
     page = admin_client.get("/").content.decode()
-    assert 'data-plugin="booking-widget"' in page
-    assert "Upcoming bookings" in page
-    assert "Window cleaning" in page
+    assert 'data-plugin="booking-widget" hx-get="/widgets/booking-widget/"' in page
+    assert "Window cleaning" not in page  # the card loads in a request of its own
+    card = admin_client.get("/widgets/booking-widget/").content.decode()
+    assert "Upcoming bookings" in card
+    assert "Window cleaning" in card
+    assert admin_client.get("/widgets/lead-scorer/").status_code == 404  # not a widget
 
 
 def test_dashboard_needs_a_staff_user(client, django_user_model):
-    assert client.get("/").status_code == 302
+    response = client.get("/")
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
     django_user_model.objects.create_user("clerk", password="pw-12345678")
     client.login(username="clerk", password="pw-12345678")
-    response = client.get("/")
-    assert response.status_code == 302 and "/admin/login/" in response["Location"]
+    assert client.get("/").status_code == 403
+    assert client.get("/widgets/booking-widget/").status_code == 403
 
 
 def test_widget_without_permission_shows_its_error_in_its_own_card(registry, admin_client):
     registry.enable("booking-widget")  # read_bookings not granted: the data API refuses
-    page = admin_client.get("/").content.decode()
-    assert "This widget failed: PluginPermissionDenied" in page
+    card = admin_client.get("/widgets/booking-widget/").content.decode()
+    assert "This widget failed: PluginPermissionDenied" in card
 
 
 def test_sanitize_removes_scripts_handlers_and_javascript_urls():

@@ -79,3 +79,21 @@ def test_the_documented_example_plugin_passes_check_and_its_tests():
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"{len(HOOK_NAMES)} passed" in result.stdout
+
+
+def test_the_documented_example_is_what_plugin_new_writes_today(tmp_path):
+    from plugin_registry.authoring import scaffold
+
+    fresh = scaffold("hello-plugin", list(HOOK_NAMES), tmp_path)
+    files = sorted(p.relative_to(fresh) for p in fresh.rglob("*") if p.is_file())
+    committed = sorted(
+        p.relative_to(EXAMPLE)
+        for p in EXAMPLE.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts and ".pytest_cache" not in p.parts
+    )
+    assert files == committed
+    for name in files:
+        assert (fresh / name).read_text() == (EXAMPLE / name).read_text(), (
+            f"docs/examples/hello-plugin/{name} differs from `services-ai plugin new`: "
+            "regenerate the example"
+        )

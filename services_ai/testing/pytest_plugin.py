@@ -18,7 +18,7 @@ Then, in a test (pytest-django provides the database)::
 The plugin is registered from your module (no devpi, no install) with the manifest shipped next
 to it, validated like the platform does; settings are validated against the manifest's types;
 hooks run with the permissions you grant, nothing more: a data API call the grants do not
-allow raises ``PermissionDenied`` as it would in production. The test run gets its own
+allow raises ``PluginPermissionDenied`` as it would in production. The test run gets its own
 ``SERVICES_AI_HOME``.
 """
 
