@@ -268,7 +268,7 @@ def _test_py(hooks: list[str], fill: dict[str, str], permissions: list[str]) -> 
         "",
         "@pytest.fixture",
         "def plugin(services_ai_plugin):",
-        f'    return services_ai_plugin(main, "{fill["name"]}", grants={permissions!r})',
+        f'    return services_ai_plugin(main, "{fill["name"]}", grants={json.dumps(permissions)})',
     ]
     for hook in hooks:
         body = TEST_BODIES[hook]

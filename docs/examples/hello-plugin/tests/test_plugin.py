@@ -7,7 +7,7 @@ from hello_plugin import main
 
 @pytest.fixture
 def plugin(services_ai_plugin):
-    return services_ai_plugin(main, "hello-plugin", grants=['read_bookings', 'read_leads'])
+    return services_ai_plugin(main, "hello-plugin", grants=["read_bookings", "read_leads"])
 
 
 def test_lead_created(plugin):
