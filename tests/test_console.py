@@ -205,3 +205,20 @@ def test_the_catalogue_pages_a_thousand_plugins_with_a_fixed_number_of_queries(
     assert "plugin-0120" in page and "Page 7 of 50" in page
     found = admin_client.get("/console/catalogue/", {"q": "number 999"}).content.decode()
     assert found.count('<tr data-plugin="plugin-') == 1 and "plugin-0999" in found
+
+
+def test_uploads_over_the_size_limit_or_of_other_kinds_are_refused(admin_client, monkeypatch):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from plugin_registry.console import forms
+
+    monkeypatch.setattr(forms, "MAX_UPLOAD", 1024)
+    before = snapshot()
+    big = SimpleUploadedFile("big-1.0-py3-none-any.whl", b"x" * 2048)
+    page = admin_client.post("/console/upload/", {"wheel": big})
+    assert page.status_code == 400
+    assert "big-1.0-py3-none-any.whl is 2 KB; the limit is 1 KB" in page.content.decode()
+    text = SimpleUploadedFile("notes.txt", b"hello")
+    page = admin_client.post("/console/upload/", {"wheel": text})
+    assert "notes.txt is not a wheel (.whl) or a legacy plugin ZIP (.zip)" in page.content.decode()
+    assert snapshot() == before

@@ -24,6 +24,7 @@ def test_dashboard_shows_the_booking_widget(registry, admin_client):
     assert 'data-plugin="booking-widget" hx-get="/widgets/booking-widget/"' in page
     assert "Window cleaning" not in page  # the card loads in a request of its own
     card = admin_client.get("/widgets/booking-widget/").content.decode()
+    assert 'hx-trigger="every 30s"' in card  # the widget's refresh_interval
     assert "Upcoming bookings" in card
     assert "Window cleaning" in card
     assert admin_client.get("/widgets/lead-scorer/").status_code == 404  # not a widget
