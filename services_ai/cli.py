@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from django.core.management.base import CommandError
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
 
@@ -20,3 +22,18 @@ def require_migrated() -> None:
             f"the database ({connection.settings_dict['NAME']}) is not set up: "
             "run `services-ai migrate` first"
         )
+
+
+class ActionCommand(BaseCommand):
+    """A command with sub-actions: ``do_<action>`` methods; a RegistryError becomes its message."""
+
+    def say(self, message: str) -> None:
+        self.stdout.write(message)
+
+    def handle(self, *args: Any, action: str, **options: Any) -> None:
+        from plugin_registry.services import RegistryError
+
+        try:
+            getattr(self, f"do_{action.replace('-', '_')}")(**options)
+        except RegistryError as exc:
+            raise CommandError(str(exc)) from None

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from services_ai.testing.wheels import build_wheel, install_wheels, write_plugin_project
@@ -219,3 +222,12 @@ INDEX_PLUGINS = [
     ("slow-widget", "1.0.0", SLOW_WIDGET, _manifest(["dashboard_widget"], []),
      ("services-ai>=0.1",), True),
 ]  # fmt: skip
+
+
+def run_project_tests(project: Path) -> subprocess.CompletedProcess:
+    """Run a plugin project's own tests the way its author does (``python -m pytest``)."""
+    env = {k: v for k, v in os.environ.items() if k != "SERVICES_AI_TEST_HOME"}
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=project, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip

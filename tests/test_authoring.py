@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +14,7 @@ from plugin_registry.authoring import check_path, requirement_range, scaffold
 from plugin_registry.services import RegistryError
 from services_ai.plugins.hookspecs import HOOK_NAMES
 from tests.conftest import SAI
+from tests.plugin_projects import run_project_tests
 
 pytestmark = pytest.mark.subprocess
 
@@ -55,11 +54,7 @@ def test_scaffold_writes_a_project_that_passes_check_and_its_own_tests(project):
     assert manifest["hook_specs"] == list(HOOK_NAMES)
     assert manifest["permissions"] == ["read_bookings", "read_leads"]
     # The generated tests run against a real host with the platform's pytest plugin.
-    env = {k: v for k, v in os.environ.items() if k != "SERVICES_AI_TEST_HOME"}
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
-        cwd=project, env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    result = run_project_tests(project)
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"{len(HOOK_NAMES)} passed" in result.stdout
 

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import inspect
 import json
-import os
 import re
-import subprocess
-import sys
 
 import pytest
 
 from plugin_registry.authoring import check_path
 from services_ai.plugins import hookspecs
 from services_ai.plugins.hookspecs import HOOK_NAMES
-from tests.plugin_projects import REPO
+from tests.plugin_projects import REPO, run_project_tests
 
 DOCS = REPO / "docs"
 REFERENCE = DOCS / "plugin-api.md"
@@ -72,11 +69,7 @@ def test_the_manifest_schema_is_published_in_the_docs():
 @pytest.mark.subprocess
 def test_the_documented_example_plugin_passes_check_and_its_tests():
     assert [str(p) for p in check_path(EXAMPLE).problems] == []
-    env = {k: v for k, v in os.environ.items() if k != "SERVICES_AI_TEST_HOME"}
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
-        cwd=EXAMPLE, env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    result = run_project_tests(EXAMPLE)
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"{len(HOOK_NAMES)} passed" in result.stdout
 

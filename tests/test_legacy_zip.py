@@ -21,6 +21,7 @@ import pytest
 from plugin_registry.catalogue import inspect_wheel
 from plugin_registry.legacy_zip import LegacyZipError, ZipLimits, convert_legacy_zip
 from plugin_registry.services import RegistryError
+from services_ai.testing.wheels import install_wheels
 
 REPO = Path(__file__).resolve().parents[1]
 UV = Path(sys.executable).parent / "uv"
@@ -181,24 +182,7 @@ def test_the_wheel_has_the_expected_files_and_a_true_record(tmp_path, outdir):
 
 def test_the_wheel_installs_with_uv_and_its_entry_point_loads(tmp_path, outdir):
     wheel = convert_legacy_zip(make_zip(tmp_path / "greeter.zip", legacy_entries()), outdir)
-    target = tmp_path / "site"
-    subprocess.run(
-        [
-            str(UV),
-            "pip",
-            "install",
-            "--no-config",
-            "-q",
-            "--no-deps",
-            "--target",
-            str(target),
-            "--python",
-            sys.executable,
-            str(wheel),
-        ],
-        check=True,
-        capture_output=True,
-    )
+    target = install_wheels([wheel], tmp_path / "site")
     assert (target / PACKAGE / "main.py").read_text() == MAIN_PY
     assert (target / PACKAGE / "static" / "css" / "greeter.css").is_file()
     assert (target / PACKAGE / "templates" / PACKAGE / "widget.html").is_file()

@@ -5,14 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from plugin_registry import index_server
 from plugin_registry.index import INDEXES, IndexClient, IndexConfig
-from plugin_registry.services import RegistryError
+from services_ai.cli import ActionCommand
 
 
-class Command(BaseCommand):
+class Command(ActionCommand):
     help = "Run the embedded plugin index (devpi-server) and publish wheels to it."
 
     def add_arguments(self, parser) -> None:
@@ -27,15 +27,6 @@ class Command(BaseCommand):
         publish.add_argument("--index", choices=INDEXES, default="stable")
         push = actions.add_parser("promote", help="Copy NAME==VERSION from dev to stable.")
         push.add_argument("requirement", metavar="NAME==VERSION")
-
-    def say(self, message: str) -> None:
-        self.stdout.write(message)
-
-    def handle(self, *args: Any, action: str, **options: Any) -> None:
-        try:
-            getattr(self, f"do_{action}")(**options)
-        except RegistryError as exc:
-            raise CommandError(str(exc)) from None
 
     def do_init(self, port: int | None = None, **options: Any) -> None:
         config = IndexConfig.load()

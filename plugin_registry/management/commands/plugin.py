@@ -6,15 +6,15 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from plugin_registry import authoring
 from plugin_registry.index import INDEXES, IndexClient, IndexConfig
-from plugin_registry.services import RegistryError
+from services_ai.cli import ActionCommand
 from services_ai.plugins.hookspecs import HOOK_NAMES
 
 
-class Command(BaseCommand):
+class Command(ActionCommand):
     help = "Write, check, build and publish plugins."
 
     def add_arguments(self, parser) -> None:
@@ -43,15 +43,6 @@ class Command(BaseCommand):
         import_zip.add_argument(
             "--publish", choices=INDEXES, help="Also publish the wheel to this index."
         )
-
-    def say(self, message: str) -> None:
-        self.stdout.write(message)
-
-    def handle(self, *args: Any, action: str, **options: Any) -> None:
-        try:
-            getattr(self, f"do_{action.replace('-', '_')}")(**options)
-        except RegistryError as exc:
-            raise CommandError(str(exc)) from None
 
     def do_new(self, name: str, hooks: str, dir: Path, **options: Any) -> None:
         wanted = [hook.strip() for hook in hooks.split(",") if hook.strip()]
