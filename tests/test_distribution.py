@@ -77,7 +77,7 @@ def test_index_serves_the_published_plugins_and_never_replaces_a_version(plugin_
     # The dev index is volatile and sees the stable one; promotion copies a release.
     out = runner("index", "publish", "--index", "dev", str(wheel)).stdout
     assert "uploaded" in out and "/services-ai/dev" in out
-    error = fails(runner, "index", "promote", "greeter==1.0.0")
+    error = fails(runner, "plugin", "promote", "greeter==1.0.0")
     assert "promoting greeter==1.0.0 to stable failed" in error
 
 

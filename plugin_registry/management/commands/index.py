@@ -25,8 +25,6 @@ class Command(ActionCommand):
         publish = actions.add_parser("publish", help="Upload wheels with a login token.")
         publish.add_argument("paths", nargs="+", metavar="PATH", type=Path)
         publish.add_argument("--index", choices=INDEXES, default="stable")
-        push = actions.add_parser("promote", help="Copy NAME==VERSION from dev to stable.")
-        push.add_argument("requirement", metavar="NAME==VERSION")
 
     def do_init(self, port: int | None = None, **options: Any) -> None:
         config = IndexConfig.load()
@@ -75,10 +73,3 @@ class Command(ActionCommand):
         for wheel in wheels:
             outcome = client.upload(wheel, index)
             self.say(f"{wheel.name}: {outcome} ({client.config.index_url(index)})")
-
-    def do_promote(self, requirement: str, **options: Any) -> None:
-        name, sep, version = requirement.partition("==")
-        if not sep or not name or not version:
-            raise CommandError(f"{requirement!r}: give NAME==VERSION")
-        IndexClient().push(name, version, "dev", "stable")
-        self.say(f"promoted {name}=={version} to {IndexConfig.load().index_url('stable')}")
