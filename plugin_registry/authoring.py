@@ -6,15 +6,11 @@ Every problem names the file, what is wrong and how to fix it.
 
 from __future__ import annotations
 
-import ast
-import difflib
 import inspect
 import json
-import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import tomllib
 import zipfile
@@ -25,6 +21,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from services_ai.host.manager import closest_hook
 from services_ai.plugins import hookspecs
 from services_ai.plugins.hookspecs import HOOK_NAMES
 from services_ai.plugins.markers import ENTRY_POINT_GROUP, PROJECT_NAME
@@ -148,8 +145,8 @@ def scaffold(name: str, hooks: list[str], directory: Path) -> Path:
         )
     unknown = [hook for hook in hooks if hook not in HOOK_NAMES]
     if unknown:
-        close = difflib.get_close_matches(unknown[0], HOOK_NAMES, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        close = closest_hook(unknown[0])
+        hint = f" (did you mean {close!r}?)" if close else ""
         raise RegistryError(f"unknown hook {unknown[0]!r}{hint}; hooks: {', '.join(HOOK_NAMES)}")
     hooks = [hook for hook in HOOK_NAMES if hook in hooks] or ["lead_created"]
     project = directory / name
@@ -457,21 +454,18 @@ def _check_code(
 
 def _inspect_in_child(source_root: Path, module: str, manifest: dict, meta: dict) -> list:
     """Import the module in a child Python; return (file, message, fix) triples."""
-    script = Path(__file__).with_name("authoring_probe.py")
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": os.environ.get(
-        "DJANGO_SETTINGS_MODULE", "services_ai.settings")}  # fmt: skip
-    env.pop("SERVICES_AI_PLUGIN_PATH", None)
+    from .environment import json_from_child
+
     payload = json.dumps(
         {"root": str(source_root), "module": module, "manifest": manifest, "meta": meta}
     )
-    result = subprocess.run(
-        [sys.executable, str(script)], input=payload, env=env, capture_output=True, text=True,
-        timeout=120,
-    )  # fmt: skip
     try:
-        return [tuple(item) for item in json.loads(result.stdout.strip().splitlines()[-1])]
-    except (ValueError, IndexError):
-        return [("", f"checking the code failed: {result.stderr.strip()[-2000:]}", "see above")]
+        found = json_from_child(
+            [str(Path(__file__).with_name("authoring_probe.py"))], input=payload, timeout=120
+        )
+    except RegistryError as exc:
+        return [("", f"checking the code failed: {exc}", "see above")]
+    return [tuple(item) for item in found]
 
 
 def hook_problems(module_obj: object, manifest: dict) -> list[tuple[str, str, str]]:
@@ -489,8 +483,8 @@ def hook_problems(module_obj: object, manifest: dict) -> list[tuple[str, str, st
         if opts.get("hookwrapper") or opts.get("wrapper"):
             problems.append((where, f"{hook}: hook wrappers are not supported", "remove wrapper="))
         if hook not in HOOK_NAMES:
-            close = difflib.get_close_matches(hook, HOOK_NAMES, n=1)
-            fix = f"rename it to {close[0]!r}" if close else f"use one of {', '.join(HOOK_NAMES)}"
+            close = closest_hook(hook)
+            fix = f"rename it to {close!r}" if close else f"use one of {', '.join(HOOK_NAMES)}"
             problems.append((where, f"@hookimpl {hook!r} is not a hook", fix))
             continue
         implemented[hook] = obj
@@ -545,19 +539,6 @@ def _where(obj: object) -> str:
     except (OSError, TypeError):
         return "(module)"
     return f"{file}:{line}"
-
-
-def defined_hooks(source: str) -> list[str]:
-    """Names of the functions decorated with ``hookimpl`` in a module's source (no import)."""
-    tree = ast.parse(source)
-    found = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.FunctionDef):
-            for deco in node.decorator_list:
-                target = deco.func if isinstance(deco, ast.Call) else deco
-                if getattr(target, "id", getattr(target, "attr", "")) == "hookimpl":
-                    found.append(node.name)
-    return found
 
 
 # -- build ---------------------------------------------------------------------------------------

@@ -8,14 +8,12 @@ changes the verdicts without downloading anything again.
 from __future__ import annotations
 
 import functools
-import io
 import json
 import logging
 import sys
-import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from importlib.metadata import EntryPoint, PathDistribution
+from importlib.metadata import EntryPoint
 from importlib.metadata import version as installed_version
 
 from django.db import transaction
@@ -27,7 +25,7 @@ from packaging.version import InvalidVersion, Version
 from services_ai.plugins.exceptions import ManifestError
 from services_ai.plugins.markers import ENTRY_POINT_GROUP
 
-from .index import IndexClient, IndexFile, UnknownProject
+from .index import IndexClient, IndexFile, UnknownProject, open_wheel
 from .manifest import MANIFEST_NAME, validate_manifest
 from .metadata import DistMetadata
 from .models import CatalogueVersion
@@ -58,16 +56,7 @@ class WheelInfo:
 
 def inspect_wheel(data: bytes, filename: str = "wheel") -> WheelInfo:
     """Read a wheel's core metadata, its ``services_ai`` entry point and its manifest."""
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile:
-        raise RegistryError(f"{filename}: not a wheel (not a zip archive)") from None
-    infos = [
-        n for n in archive.namelist() if n.endswith(".dist-info/METADATA") and n.count("/") == 1
-    ]
-    if len(infos) != 1:
-        raise RegistryError(f"{filename}: not a wheel (no single .dist-info/METADATA)")
-    dist = PathDistribution(zipfile.Path(archive, infos[0].rsplit("/", 1)[0] + "/"))  # type: ignore[arg-type]
+    archive, dist = open_wheel(data, filename)
     meta = dist.metadata
     eps = [ep for ep in dist.entry_points if ep.group == ENTRY_POINT_GROUP]
     entry_point = eps[0] if eps else EntryPoint(meta["Name"] or "", "", ENTRY_POINT_GROUP)
@@ -211,10 +200,18 @@ def sort_key(row: CatalogueVersion) -> tuple:
         return (-1, row.version)
 
 
+def by_project(rows: Iterable[CatalogueVersion]) -> dict[str, list[CatalogueVersion]]:
+    """Group catalogue rows by project name (sorted), each project's versions newest first."""
+    grouped: dict[str, list[CatalogueVersion]] = {}
+    for row in rows:
+        grouped.setdefault(row.name, []).append(row)
+    return {name: sorted(grouped[name], key=sort_key, reverse=True) for name in sorted(grouped)}
+
+
 def versions_of(name: str) -> list[CatalogueVersion]:
     """Return the known versions of one plugin, newest first."""
     rows = CatalogueVersion.objects.filter(name=canonicalize_name(name), is_plugin=True)
-    return sorted(rows, key=sort_key, reverse=True)
+    return by_project(rows).get(canonicalize_name(name), [])
 
 
 def choose(name: str, version: str | None) -> CatalogueVersion:

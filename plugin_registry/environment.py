@@ -42,6 +42,7 @@ import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 from django.db import connection, transaction
 from django.db.models import Max
@@ -70,6 +71,7 @@ logger = logging.getLogger("plugin_registry.environment")
 Say = Callable[[str], None]
 ADVISORY_LOCK = 0x5A1_E7A1  # PostgreSQL advisory lock key of environment changes
 Status = EnvironmentGeneration.Status
+T = TypeVar("T")
 
 
 def keep_generations() -> int:
@@ -442,10 +444,12 @@ class Environment:
 
         pins = parse_lock(lock_text, source)
         own, _ = split_host(pins, host_distributions(), source)
-        known = {
-            (row.name, row.version): row
-            for row in CatalogueVersion.objects.filter(name__in=[pin.name for pin in own])
-        }
+
+        def catalogue_rows() -> dict[tuple[str, str], CatalogueVersion]:
+            rows = CatalogueVersion.objects.filter(name__in=[pin.name for pin in own])
+            return {(row.name, row.version): row for row in rows}
+
+        known = catalogue_rows()
         # The index is asked only about files the catalogue has not seen: the hashes decide.
         unseen = sorted(
             {
@@ -457,10 +461,7 @@ class Environment:
         )
         if unseen:
             sync_catalogue(self.client, unseen)
-            known = {
-                (row.name, row.version): row
-                for row in CatalogueVersion.objects.filter(name__in=[pin.name for pin in own])
-            }
+            known = catalogue_rows()
         plugin_names = {name for (name, _), row in known.items() if row.is_plugin}
         requested = {}
         for pin in own:
@@ -702,25 +703,38 @@ def _check_in_fork(generation: Path, timeout: float = 300.0) -> dict:
 
 
 def _check_in_child(generation: Path) -> dict:
-    env = {
+    try:
+        return json_from_child(
+            ["-m", "plugin_registry.envcheck"], env={conf.GENERATION_ENV: str(generation)}
+        )
+    except RegistryError as exc:
+        raise RegistryError(f"checking the new environment failed: {exc}") from None
+
+
+def json_from_child(
+    args: list[str], *, env: dict[str, str] | None = None, input: str | None = None,
+    timeout: float = 300,
+) -> Any:  # fmt: skip
+    """Run this Python with the platform's settings and ``args``; return its last JSON line.
+
+    The child sees no development plugin folders (``SERVICES_AI_PLUGIN_PATH``): only the
+    platform and what it is asked to look at.
+    """
+    child_env = {
         **os.environ,
-        conf.GENERATION_ENV: str(generation),
         "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "services_ai.settings"),
+        **(env or {}),
     }
-    env.pop(conf.PLUGIN_PATH_ENV, None)
+    child_env.pop(conf.PLUGIN_PATH_ENV, None)
     result = subprocess.run(
-        [sys.executable, "-m", "plugin_registry.envcheck"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+        [sys.executable, *args], env=child_env, input=input, capture_output=True, text=True,
+        timeout=timeout,
+    )  # fmt: skip
     try:
         return json.loads(result.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
-        raise RegistryError(
-            f"checking the new environment failed:\n{result.stderr.strip()[-3000:]}"
-        ) from None
+        raise RegistryError(f"the child process printed no result:\n"
+                            f"{result.stderr.strip()[-3000:]}") from None  # fmt: skip
 
 
 def switch_link(folder: Path) -> None:
@@ -787,6 +801,18 @@ def converge(say: Say, *, wait: bool = True) -> None:
             environment.recover()
     except BlockingIOError:
         return
+
+
+def registry_action(action: Callable[[SyncReport], T], say: Say) -> T:
+    """Run an admin action on the registry, its mirror refreshed in the same transaction.
+
+    A refused action rolls the refresh back too, so bad input changes nothing; a node that lags
+    behind the database catches up first (the refresh would otherwise mark plugins installed
+    elsewhere as missing). The command line and the console both act through here.
+    """
+    converge(say)
+    with transaction.atomic():
+        return action(sync_registry())
 
 
 def history() -> list[EnvironmentGeneration]:

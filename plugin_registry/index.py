@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import os
 import urllib.error
@@ -17,7 +18,7 @@ import urllib.request
 import uuid
 import zipfile
 from dataclasses import dataclass
-from email.parser import HeaderParser
+from importlib.metadata import PathDistribution
 from pathlib import Path
 from typing import Any
 
@@ -266,19 +267,23 @@ class IndexClient:
 
     def upload(self, wheel: Path, index: str = "stable") -> str:
         """Upload one wheel; return "uploaded" or "already there" (identical file)."""
-        metadata = wheel_metadata(wheel)
+        try:
+            content = wheel.read_bytes()
+        except OSError as exc:
+            raise RegistryError(f"{wheel}: cannot read it ({exc.strerror})") from None
+        metadata = open_wheel(content, wheel.name)[1].metadata
         fields: list[tuple[str, str]] = [
             (":action", "file_upload"),
             ("protocol_version", "1"),
             ("filetype", "bdist_wheel"),
             ("pyversion", "py3"),
-            ("sha256_digest", hashlib.sha256(wheel.read_bytes()).hexdigest()),
+            ("sha256_digest", hashlib.sha256(content).hexdigest()),
         ]
         for key in ("Name", "Version", "Summary", "Author", "Author-email", "Requires-Python"):
             if metadata.get(key):
                 fields.append((key.lower().replace("-", "_"), metadata[key]))
         fields += [("requires_dist", value) for value in metadata.get_all("Requires-Dist") or []]
-        body, content_type = _multipart(fields, "content", wheel.name, wheel.read_bytes())
+        body, content_type = _multipart(fields, "content", wheel.name, content)
         url = self.config.index_url(index) + "/"
         status, answer = self._request(
             url, method="POST", data=body, headers={"Content-Type": content_type}, auth=True
@@ -319,17 +324,19 @@ class IndexClient:
             raise IndexRefused(f"promoting {project}=={version} to {target} failed: {message}")
 
 
-def wheel_metadata(wheel: Path):
-    """Return the core metadata (an email.message.Message) of a wheel file, or raise."""
+def open_wheel(data: bytes, filename: str) -> tuple[zipfile.ZipFile, PathDistribution]:
+    """Open a wheel's bytes; return the archive and its distribution (metadata, entry points)."""
     try:
-        with zipfile.ZipFile(wheel) as archive:
-            names = [n for n in archive.namelist() if n.count("/") == 1]
-            meta = [n for n in names if n.endswith(".dist-info/METADATA")]
-            if len(meta) != 1:
-                raise RegistryError(f"{wheel.name}: not a wheel (no single .dist-info/METADATA)")
-            return HeaderParser().parsestr(archive.read(meta[0]).decode("utf-8"))
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise RegistryError(f"{wheel}: not a wheel ({exc})") from None
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile:
+        raise RegistryError(f"{filename}: not a wheel (not a zip archive)") from None
+    infos = [
+        n for n in archive.namelist() if n.endswith(".dist-info/METADATA") and n.count("/") == 1
+    ]
+    if len(infos) != 1:
+        raise RegistryError(f"{filename}: not a wheel (no single .dist-info/METADATA)")
+    info_dir = zipfile.Path(archive, infos[0].rsplit("/", 1)[0] + "/")
+    return archive, PathDistribution(info_dir)  # type: ignore[arg-type]
 
 
 def _multipart(

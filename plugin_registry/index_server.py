@@ -103,9 +103,10 @@ def _pid() -> int | None:
 
 def status() -> Status:
     server = index_dir() / "server"
+    pid = _pid()
     return Status(
-        running=_pid() is not None,
-        pid=_pid(),
+        running=pid is not None,
+        pid=pid,
         url=f"http://127.0.0.1:{embedded_port()}",
         initialised=(server / ".serverversion").exists(),
     )

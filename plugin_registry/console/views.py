@@ -15,7 +15,6 @@ from typing import Any
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db import transaction
 from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -24,8 +23,8 @@ from django.views.decorators.http import require_GET, require_POST
 from packaging.utils import canonicalize_name
 
 from plugin_registry import operations, services
-from plugin_registry.catalogue import sort_key, sync_catalogue, why_not
-from plugin_registry.environment import Environment, history, node_is_behind
+from plugin_registry.catalogue import by_project, sync_catalogue, why_not
+from plugin_registry.environment import Environment, history, node_is_behind, registry_action
 from plugin_registry.models import (
     AuditEntry,
     CatalogueVersion,
@@ -35,7 +34,6 @@ from plugin_registry.models import (
     PluginFailure,
 )
 from plugin_registry.settings_store import missing_required
-from plugin_registry.sync import sync_registry
 from services_ai.access import staff_required as staff_member_required
 from services_ai.dashboard.sanitize import sanitize
 
@@ -44,14 +42,18 @@ from .forms import SettingsForm, UploadForm
 MANAGE = "plugin_registry.manage_plugins"
 
 
+def require_manage(request: HttpRequest) -> None:
+    if not _can_manage(request):
+        raise PermissionDenied("managing plugins needs the manage_plugins permission")
+
+
 def manager_required(view):
     """Staff, holding the manage_plugins permission; the view changes state."""
 
     @wraps(view)
     @staff_member_required
     def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if not request.user.has_perm(MANAGE):
-            raise PermissionDenied("managing plugins needs the manage_plugins permission")
+        require_manage(request)
         return view(request, *args, **kwargs)
 
     return wrapped
@@ -73,22 +75,22 @@ def catalogue(request: HttpRequest) -> HttpResponse:
         rows = rows.filter(Q(name__icontains=query) | Q(summary__icontains=query))
     names = rows.order_by("name").values_list("name", flat=True).distinct()
     page = Paginator(names, 20).get_page(request.GET.get("page"))
-    versions: dict[str, list[CatalogueVersion]] = {}
-    for row in CatalogueVersion.objects.filter(name__in=list(page), is_plugin=True, available=True):
-        versions.setdefault(row.name, []).append(row)
+    versions = by_project(
+        CatalogueVersion.objects.filter(name__in=list(page), is_plugin=True, available=True)
+    )
     installed = dict(Plugin.objects.filter(installed=True).values_list("name", "version"))
     projects = [
         {
             "name": name,
-            "versions": sorted(versions.get(name, []), key=sort_key, reverse=True),
+            "versions": versions.get(name, []),
+            "latest": (versions.get(name) or [None])[0],
             "installed": installed.get(name),
         }
         for name in page
     ]
     for project in projects:
-        project["latest"] = project["versions"][0] if project["versions"] else None
         for row in project["versions"]:
-            row.verdict = "installable" if row.installable else why_not(row)
+            row.verdict = why_not(row)
     return render(
         request,
         "console/catalogue.html",
@@ -125,8 +127,7 @@ def install(request: HttpRequest, name: str) -> HttpResponse:
         raise Http404(f"{name} {version} is not in the catalogue")
     current = Plugin.objects.filter(name=row.name, installed=True).first()
     if request.method == "POST":
-        if not _can_manage(request):
-            raise PermissionDenied("managing plugins needs the manage_plugins permission")
+        require_manage(request)
         if not row.installable:
             messages.error(
                 request, f"{row.name}=={row.version} cannot be installed: {why_not(row)}"
@@ -220,9 +221,7 @@ def plugin_detail(request: HttpRequest, name: str) -> HttpResponse:
 
 def _registry_action(request: HttpRequest, name: str, action, success: str) -> HttpResponse:
     try:
-        with transaction.atomic():
-            sync_registry()
-            action()
+        registry_action(lambda report: action(), lambda message: messages.info(request, message))
     except services.RegistryError as exc:
         messages.error(request, str(exc))
     else:
@@ -326,8 +325,7 @@ def environment_history(request: HttpRequest) -> HttpResponse:
 def upload(request: HttpRequest) -> HttpResponse:
     form = UploadForm()
     if request.method == "POST":
-        if not _can_manage(request):
-            raise PermissionDenied("managing plugins needs the manage_plugins permission")
+        require_manage(request)
         form = UploadForm(request.POST, request.FILES)
         if form.is_valid():
             try:

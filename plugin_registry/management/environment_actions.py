@@ -8,7 +8,7 @@ from typing import Any
 
 from django.core.management.base import CommandError
 
-from plugin_registry.catalogue import set_withdrawn, sort_key, sync_catalogue, why_not
+from plugin_registry.catalogue import by_project, set_withdrawn, sync_catalogue, why_not
 from plugin_registry.environment import Environment, drift, history, host_wheels
 from plugin_registry.lockfile import LockError, format_in, parse_in
 from plugin_registry.models import CatalogueVersion, Plugin
@@ -50,13 +50,9 @@ class EnvironmentActions:
             if not json and (report.new or report.gone):
                 self.say(f"catalogue: {len(report.new)} new, {len(report.gone)} gone")
         installed = dict(Plugin.objects.filter(installed=True).values_list("name", "version"))
-        by_name: dict[str, list[CatalogueVersion]] = {}
-        for row in CatalogueVersion.objects.filter(is_plugin=True, available=True):
-            by_name.setdefault(row.name, []).append(row)
-        rows = []
-        for name in sorted(by_name):
-            versions = sorted(by_name[name], key=sort_key, reverse=True)
-            rows.append(
+        projects = by_project(CatalogueVersion.objects.filter(is_plugin=True, available=True))
+        if json:
+            rows = [
                 {
                     "name": name,
                     "installed": installed.get(name),
@@ -77,31 +73,19 @@ class EnvironmentActions:
                         for v in versions
                     ],
                 }
-            )
-        if json:
+                for name, versions in projects.items()
+            ]
             self.stdout.write(dumps(rows))
             return
-        if not rows:
+        if not projects:
             self.say("no plugins on the index")
-        for row in rows:
-            here = f"  [installed {row['installed']}]" if row["installed"] else ""
-            self.say(f"{row['name']}{here}  {row['summary']}")
-            for v in row["versions"]:
-                verdict = (
-                    "ok"
-                    if v["installable"]
-                    else why_not(
-                        CatalogueVersion(
-                            withdrawn=v["withdrawn"],
-                            withdrawn_reason=v["withdrawn_reason"],
-                            compatible=v["compatible"],
-                            compatibility=v["compatibility"],
-                            manifest_error=v["manifest_error"],
-                        )
-                    )
-                )
-                perms = ", ".join(v["permissions"]) or "none"
-                self.say(f"    {v['version']:<12} {verdict}; permissions: {perms}")
+        for name, versions in projects.items():
+            here = f"  [installed {installed[name]}]" if installed.get(name) else ""
+            self.say(f"{name}{here}  {versions[0].summary}")
+            for v in versions:
+                verdict = "ok" if v.installable else why_not(v)
+                perms = ", ".join(v.permissions) or "none"
+                self.say(f"    {v.version:<12} {verdict}; permissions: {perms}")
 
     def env_install(self, *, requirements: list[str], **options: Any) -> None:
         wanted = dict(_requirement(text) for text in requirements)

@@ -367,9 +367,15 @@ class PluginHost:
         return {key: stats for key, stats in self._stats.items() if stats.calls}
 
 
-def _unknown_hook_message(name: str) -> str:
+def closest_hook(name: str) -> str | None:
+    """The hook name a misspelt ``name`` most likely meant, if any is close."""
     close = difflib.get_close_matches(name, HOOK_NAMES, n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return close[0] if close else None
+
+
+def _unknown_hook_message(name: str) -> str:
+    close = closest_hook(name)
+    hint = f" (did you mean {close!r}?)" if close else ""
     return f"implements unknown hook {name!r}{hint}; known hooks: {', '.join(HOOK_NAMES)}"
 
 

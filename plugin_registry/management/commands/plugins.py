@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db import transaction
 
 from plugin_registry import services
-from plugin_registry.environment import converge
+from plugin_registry.environment import registry_action
 from plugin_registry.management.environment_actions import (
     ENVIRONMENT_ACTIONS,
     EnvironmentActions,
@@ -19,7 +18,7 @@ from plugin_registry.management.environment_actions import (
 )
 from plugin_registry.models import Plugin
 from plugin_registry.settings_store import missing_required
-from plugin_registry.sync import installed_plugins, sync_registry
+from plugin_registry.sync import SyncReport, installed_plugins
 from services_ai.cli import require_migrated
 
 
@@ -100,14 +99,16 @@ class Command(EnvironmentActions, BaseCommand):
             except services.RegistryError as exc:
                 raise CommandError(str(exc)) from None
             return
+
         # The mirror is refreshed first, and in the same transaction as the action: a refused
         # action rolls everything back, so bad input changes nothing. A node whose managed
         # environment lags behind the database catches up first.
+        def run(report: SyncReport) -> None:
+            self.sync_report = report
+            getattr(self, f"do_{action}")(**options)
+
         try:
-            converge(self.stdout.write)
-            with transaction.atomic():
-                self.sync_report = sync_registry()
-                getattr(self, f"do_{action}")(**options)
+            registry_action(run, self.stdout.write)
         except services.RegistryError as exc:
             raise CommandError(str(exc)) from None
 
