@@ -22,7 +22,7 @@ def record(actor: str, action: str, target: str, before: Any = None, after: Any 
 
 def redact_settings(values: dict[str, Any], specs: list[dict]) -> dict[str, Any]:
     """Replace secret values by a mark: the audit log never stores a secret."""
-    secret = {spec["key"] for spec in specs if spec.get("type") == "secret"}
+    secret = {spec["name"] for spec in specs if spec.get("type") == "secret"}
     return {
         key: (REDACTED if key in secret and value not in (None, "") else value)
         for key, value in values.items()

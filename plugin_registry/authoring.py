@@ -28,7 +28,7 @@ from services_ai.plugins.markers import ENTRY_POINT_GROUP, PROJECT_NAME
 from services_ai.plugins.permissions import HOOK_PERMISSIONS
 
 from .catalogue import PLATFORM, compatibility, inspect_wheel, platform_version
-from .manifest import MANIFEST_NAME
+from .manifest import MANIFEST_NAME, normalise_manifest
 from .services import RegistryError
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
@@ -49,6 +49,8 @@ class CheckReport:
     name: str = ""
     version: str = ""
     problems: list[Problem] = field(default_factory=list)
+    #: Things that work but should change, e.g. an earlier manifest spelling to rename.
+    warnings: list[Problem] = field(default_factory=list)
 
     def add(self, file: str, message: str, fix: str) -> None:
         self.problems.append(Problem(file, message, fix))
@@ -173,10 +175,10 @@ def scaffold(name: str, hooks: list[str], directory: Path) -> Path:
             "permissions": permissions,
             "settings": [
                 {
-                    "key": "greeting",
+                    "name": "greeting",
                     "type": "text",
                     "label": "Greeting",
-                    "help": "Shown on the plugin's widget.",
+                    "description": "Shown on the plugin's widget.",
                     "required": False,
                     "default": "Hello",
                 }
@@ -296,17 +298,41 @@ templates in `{package}/templates/{package}/` and static files in `{package}/sta
 
 
 def check_path(path: Path) -> CheckReport:
-    """Check a plugin project folder or a wheel; every problem says the file and the fix."""
+    """Check a plugin project folder or a wheel; every problem says the file and the fix.
+
+    A project is built into a wheel first and the wheel is checked, so what is checked is what
+    would be published (dynamic versions, package data and all); files are named as they are in
+    the project.
+    """
     if path.is_dir():
         return _check_project(path.resolve())
     if path.suffix == ".whl" and path.is_file():
-        return _check_wheel(path)
+        return check_wheel(path)
     report = CheckReport()
     report.add(str(path), "not a plugin project folder or a .whl file", "give one of those")
     return report
 
 
 def _check_project(root: Path) -> CheckReport:
+    report = check_pyproject(root)
+    if report.problems:
+        return report
+    with tempfile.TemporaryDirectory(prefix="plugin-check-build-") as tmp:
+        try:
+            wheel = build(root, Path(tmp))
+        except RegistryError as exc:
+            report.add("pyproject.toml", str(exc), "fix the project so that it builds")
+            return report
+        return check_wheel(wheel, project=root, source_root=source_root_of(root))
+
+
+def source_root_of(project: Path) -> Path:
+    """Where a project keeps its packages: ``src/`` when it has one, else the project folder."""
+    return project / "src" if (project / "src").is_dir() else project
+
+
+def check_pyproject(root: Path) -> CheckReport:
+    """What can be told from pyproject.toml alone, with better messages than a failed build."""
     report = CheckReport()
     pyproject = root / "pyproject.toml"
     try:
@@ -318,55 +344,53 @@ def _check_project(root: Path) -> CheckReport:
         report.add("pyproject.toml", f"not valid TOML ({exc})", "fix the syntax")
         return report
     project = data.get("project", {})
+    dynamic = set(project.get("dynamic", []))
     report.name = canonicalize_name(str(project.get("name", "")))
-    report.version = str(project.get("version", ""))
     if not report.name:
         report.add("pyproject.toml", "[project] has no name", 'add name = "your-plugin"')
-    try:
-        Version(report.version)
-    except InvalidVersion:
-        report.add(
-            "pyproject.toml", f"version {report.version!r} is not a PEP 440 version",
-            'use e.g. version = "0.1.0"',
-        )  # fmt: skip
-    eps = project.get("entry-points", {}).get(ENTRY_POINT_GROUP, {})
-    requirements = [str(r) for r in project.get("dependencies", [])]
-    _check_requirements(report, "pyproject.toml", requirements)
-    if len(eps) != 1:
-        what = "no entry point" if not eps else f"{len(eps)} entry points"
-        report.add(
-            "pyproject.toml",
-            f"{what} in group {ENTRY_POINT_GROUP!r}",
-            f"declare exactly one: [project.entry-points.{ENTRY_POINT_GROUP}] "
-            f'{report.name or "your-plugin"} = "your_plugin.main"',
+    if "version" not in dynamic:
+        report.version = str(project.get("version", ""))
+        try:
+            Version(report.version)
+        except InvalidVersion:
+            report.add(
+                "pyproject.toml", f"version {report.version!r} is not a PEP 440 version",
+                'use e.g. version = "0.1.0"',
+            )  # fmt: skip
+    if "dependencies" not in dynamic:
+        _check_requirements(
+            report, "pyproject.toml", [str(r) for r in project.get("dependencies", [])]
         )
-        return report
-    module = next(iter(eps.values()))
-    source_root = root / "src" if (root / "src").is_dir() else root
-    authors = project.get("authors") or [{}]
-    meta = {
-        "name": report.name,
-        "version": report.version,
-        "author": authors[0].get("name", ""),
-        "email": authors[0].get("email", ""),
-        "summary": project.get("description", ""),
-    }
-    _check_code(report, source_root, module, meta, root)
+    if "entry-points" not in dynamic:
+        eps = project.get("entry-points", {}).get(ENTRY_POINT_GROUP, {})
+        if len(eps) != 1:
+            what = "no entry point" if not eps else f"{len(eps)} entry points"
+            report.add(
+                "pyproject.toml",
+                f"{what} in group {ENTRY_POINT_GROUP!r}",
+                f"declare exactly one: [project.entry-points.{ENTRY_POINT_GROUP}] "
+                f'{report.name or "your-plugin"} = "your_plugin.main"',
+            )
     return report
 
 
-def _check_wheel(wheel: Path) -> CheckReport:
+def check_wheel(
+    wheel: Path, *, project: Path | None = None, source_root: Path | None = None
+) -> CheckReport:
+    """Check a wheel; with ``project``, name files as they are in that project's sources."""
     report = CheckReport()
+    label = wheel.name if project is None else ""
+    meta_file = f"{wheel.name} (METADATA)" if project is None else "pyproject.toml"
     try:
         info = inspect_wheel(wheel.read_bytes(), wheel.name)
     except RegistryError as exc:
         report.add(wheel.name, str(exc), "build the project into a wheel")
         return report
     report.name, report.version = info.metadata.name, info.metadata.version
-    _check_requirements(report, f"{wheel.name} (METADATA)", info.requires_dist)
+    _check_requirements(report, meta_file, info.requires_dist)
     if not info.is_plugin:
         report.add(
-            f"{wheel.name} (entry_points.txt)",
+            f"{wheel.name} (entry_points.txt)" if project is None else "pyproject.toml",
             f"no entry point in group {ENTRY_POINT_GROUP!r}",
             "declare one in pyproject.toml and build again",
         )
@@ -385,9 +409,47 @@ def _check_wheel(wheel: Path) -> CheckReport:
             "author": info.metadata.author,
             "email": info.metadata.author_email,
             "summary": info.metadata.summary,
+            "depends": _dependencies(info.requires_dist),
         }
-        _check_code(report, Path(tmp), info.metadata.entry_point, meta, Path(tmp), wheel.name)
+        extracted = Path(tmp).resolve()
+        if project is None:
+            shown_as = _Shown(extracted, extracted, Path(), f"{label}: ")
+        else:
+            assert source_root is not None
+            shown_as = _Shown(extracted, project, source_root.relative_to(project), "")
+        _check_code(report, extracted, info.metadata.entry_point, meta, shown_as)
     return report
+
+
+@dataclass(frozen=True)
+class _Shown:
+    """How a file of the extracted wheel is named in a problem: as the project has it."""
+
+    extracted: Path
+    project: Path
+    source_prefix: Path
+    prefix: str
+
+    def __call__(self, path: Path) -> str:
+        path = Path(path)
+        if path.is_relative_to(self.extracted):
+            return self.prefix + str(self.source_prefix / path.relative_to(self.extracted))
+        if path.is_relative_to(self.project):
+            return self.prefix + str(path.relative_to(self.project))
+        return self.prefix + str(path)
+
+
+def _dependencies(requirements: list[str]) -> list[str]:
+    """The requirements other than the platform's own (which the check has installed)."""
+    found = []
+    for line in requirements:
+        try:
+            requirement = Requirement(line)
+        except InvalidRequirement:
+            continue
+        if canonicalize_name(requirement.name) != PLATFORM:
+            found.append(line)
+    return found
 
 
 def _check_requirements(report: CheckReport, file: str, requirements: list[str]) -> None:
@@ -413,19 +475,14 @@ def _check_requirements(report: CheckReport, file: str, requirements: list[str])
 
 
 def _check_code(
-    report: CheckReport, source_root: Path, module: str, meta: dict, root: Path, label: str = ""
+    report: CheckReport, source_root: Path, module: str, meta: dict, shown: _Shown
 ) -> None:
     """Read the manifest, then import the entry-point module in a throwaway process."""
-    prefix = f"{label}: " if label else ""
     package = module.split(".")[0].split(":")[0]
     module_file = source_root / Path(*module.split(":")[0].split("."))
     module_file = module_file.with_suffix(".py") if module_file.with_suffix(".py").exists() else (
         module_file / "__init__.py"
     )  # fmt: skip
-
-    def shown(path: Path) -> str:
-        return prefix + (str(path.relative_to(root)) if path.is_relative_to(root) else str(path))
-
     if not module_file.exists():
         report.add(
             shown(source_root / package),
@@ -441,15 +498,20 @@ def _check_code(
         report.add(shown(manifest_file), "missing", f"ship {MANIFEST_NAME} in package {package!r}")
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         report.add(shown(manifest_file), f"not valid JSON ({exc})", "fix the syntax")
-    for where, message, fix in _inspect_in_child(source_root, module, manifest, meta):
+    for rename in normalise_manifest(manifest)[1]:
+        report.warnings.append(
+            Problem(shown(manifest_file), f"{rename.field}: {rename.message}", rename.fix)
+        )
+    for where, message, fix, *severity in _inspect_in_child(source_root, module, manifest, meta):
         if where == "manifest":
             file = shown(manifest_file)
         elif where.startswith("/"):
             path, _, line = where.rpartition(":")
             file = f"{shown(Path(path))}:{line}" if path else shown(Path(where))
         else:
-            file = prefix + where
-        report.add(file, message, fix)
+            file = shown.prefix + where
+        found = report.warnings if severity == ["warning"] else report.problems
+        found.append(Problem(file, message, fix))
 
 
 def _inspect_in_child(source_root: Path, module: str, manifest: dict, meta: dict) -> list:
@@ -457,7 +519,13 @@ def _inspect_in_child(source_root: Path, module: str, manifest: dict, meta: dict
     from .environment import json_from_child
 
     payload = json.dumps(
-        {"root": str(source_root), "module": module, "manifest": manifest, "meta": meta}
+        {
+            "root": str(source_root),
+            "module": module,
+            "manifest": manifest,
+            "meta": meta,
+            "depends": meta.get("depends", []),
+        }
     )
     try:
         found = json_from_child(

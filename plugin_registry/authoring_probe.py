@@ -1,7 +1,8 @@
 """Imports a plugin's entry-point module and checks its hooks; run by `services-ai plugin check`.
 
-Reads ``{"root", "module", "manifest", "meta"}`` as JSON on standard input and prints a JSON list
-of ``[file, message, fix]``. It runs in its own process, so the plugin's code never runs inside
+Reads ``{"root", "module", "manifest", "meta", "depends"}`` as JSON on standard input and prints
+a JSON list of ``[file, message, fix]`` (problems) and ``[file, message, fix, "warning"]``.
+It runs in its own process, so the plugin's code never runs inside
 the command, and its own ``SERVICES_AI_HOME`` so it leaves nothing behind.
 """
 
@@ -27,17 +28,16 @@ def main() -> None:
         shutil.rmtree(home, ignore_errors=True)
 
 
-def probe(payload: dict) -> list[tuple[str, str, str]]:
+def probe(payload: dict) -> list[tuple[str, ...]]:
     import django
 
     django.setup()
     from plugin_registry.authoring import hook_problems
-    from plugin_registry.manifest import validate_manifest
+    from plugin_registry.manifest import manifest_problems, normalise_manifest
     from plugin_registry.metadata import DistMetadata
-    from services_ai.plugins.exceptions import ManifestError
 
-    problems: list[tuple[str, str, str]] = []
-    manifest = payload["manifest"]
+    problems: list[tuple[str, ...]] = []
+    manifest, _ = normalise_manifest(payload["manifest"])
     meta = payload["meta"]
     if manifest:
         metadata = DistMetadata(
@@ -48,17 +48,29 @@ def probe(payload: dict) -> list[tuple[str, str, str]]:
             author_email=meta["email"],
             entry_point=payload["module"],
         )
-        try:
-            validate_manifest(manifest, plugin=meta["name"], metadata=metadata)
-        except ManifestError as exc:
-            message = str(exc).split(": invalid manifest.json: ", 1)[-1]
-            problems.append(("manifest", message, "fix the field named; see the manifest schema"))
+        for problem in manifest_problems(manifest, plugin=meta["name"], metadata=metadata):
+            problems.append(("manifest", f"{problem.field}: {problem.message}", problem.fix))
     sys.path.insert(0, payload["root"])
     module_name = payload["module"].split(":")[0]
     try:
         module = importlib.import_module(module_name)
     except BaseException as exc:
         last = traceback.extract_tb(exc.__traceback__)[-1]
+        missing = (getattr(exc, "name", None) or "").split(".")[0]
+        package = module_name.split(".")[0]
+        if isinstance(exc, ModuleNotFoundError) and missing != package and payload["depends"]:
+            # A declared dependency is not installed here; the install imports it again with
+            # its dependencies in place, so the hooks are checked there.
+            problems.append(
+                (
+                    f"{last.filename}:{last.lineno}",
+                    f"importing {module_name!r} needs {missing!r}, which is not installed here, "
+                    "so its hooks were not checked",
+                    "make sure a declared dependency provides it; the install checks the hooks",
+                    "warning",
+                )
+            )
+            return problems
         problems.append(
             (
                 f"{last.filename}:{last.lineno}",

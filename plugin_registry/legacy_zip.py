@@ -34,8 +34,10 @@ Decisions, so that a refusal is never a surprise:
   says: ``name`` becomes the normalised distribution name, ``version`` the normalised PEP 440
   version, ``entry_point`` the module path inside the package (``main`` -> ``my_plugin.main``);
   ``author``, ``email`` and ``description`` are kept as they are (the metadata is made from
-  them). An ``entry_point`` may name ``module`` or ``package.module``, optionally with
-  ``:attribute``; one naming a module outside the package is refused.
+  them). An ``entry_point`` may name a file of the package (``main.py``, the default when it is
+  left out), ``module`` or ``package.module``, optionally with ``:attribute``; one naming a
+  module outside the package is refused. The specification's field names are canonical and the
+  earlier spellings are renamed (``plugin_registry.manifest.normalise_manifest``).
 * Output: the wheel is written to a temporary file in ``outdir`` and renamed at the end, so a
   refusal or a failed write leaves nothing; an existing wheel of the same name is replaced.
   The wheel is reproducible: the same ZIP gives the same bytes.
@@ -67,7 +69,7 @@ from packaging.version import InvalidVersion, Version
 from services_ai.plugins.exceptions import ManifestError
 from services_ai.plugins.markers import ENTRY_POINT_GROUP
 
-from .manifest import MANIFEST_NAME, validate_manifest
+from .manifest import DEFAULT_ENTRY_POINT, MANIFEST_NAME, validate_manifest
 from .metadata import DistMetadata
 from .services import RegistryError
 
@@ -88,7 +90,7 @@ _NATIVE_SUFFIXES = (".so", ".pyd", ".dll", ".dylib")
 _RESERVED_PACKAGES = frozenset({"services_ai", "plugin_registry"}) | frozenset(
     sys.stdlib_module_names
 )
-_REQUIRED_FIELDS = ("name", "version", "entry_point")
+_REQUIRED_FIELDS = ("name", "version")
 _TEXT_FIELDS = ("name", "version", "author", "email", "entry_point", "description")
 
 
@@ -106,11 +108,13 @@ class ZipLimits:
 class LegacyZipError(RegistryError):
     """A legacy plugin ZIP was refused; the message names the file, the entry and the fix."""
 
-    def __init__(self, zip_path: Path | str, problem: str, *, entry: str = "") -> None:
+    def __init__(
+        self, zip_path: Path | str, problem: str, *, entry: str = "", label: str = ""
+    ) -> None:
         self.zip_path = Path(zip_path)
         self.entry = entry
         self.problem = problem
-        super().__init__(f"{self.zip_path.name}: {problem}")
+        super().__init__(f"{label or self.zip_path.name}: {problem}")
 
 
 @dataclass(frozen=True)
@@ -119,22 +123,26 @@ class _Entry:
     info: zipfile.ZipInfo
 
 
-def convert_legacy_zip(zip_path: Path, outdir: Path, *, limits: ZipLimits = ZipLimits()) -> Path:
+def convert_legacy_zip(
+    zip_path: Path, outdir: Path, *, limits: ZipLimits = ZipLimits(), label: str = ""
+) -> Path:
     """Turn a ZIP in the older plugin layout into a proper wheel in outdir; return the wheel path.
 
-    Raise LegacyZipError (a RegistryError) with a message naming the file or entry and the fix;
-    nothing is written to ``outdir`` on failure. See the module docstring for what is accepted.
+    Raise LegacyZipError (a RegistryError) with a message naming the file (``label``, e.g. the
+    name an upload had, else the file's own name) or entry and the fix; nothing is written to
+    ``outdir`` on failure. See the module docstring for what is accepted.
     """
-    return _Conversion(Path(zip_path), limits).run(Path(outdir))
+    return _Conversion(Path(zip_path), limits, label).run(Path(outdir))
 
 
 class _Conversion:
-    def __init__(self, zip_path: Path, limits: ZipLimits) -> None:
+    def __init__(self, zip_path: Path, limits: ZipLimits, label: str = "") -> None:
         self.zip_path = zip_path
         self.limits = limits
+        self.label = label
 
     def fail(self, problem: str, entry: str = "") -> NoReturn:
-        raise LegacyZipError(self.zip_path, problem, entry=entry)
+        raise LegacyZipError(self.zip_path, problem, entry=entry, label=self.label)
 
     # -- the steps -------------------------------------------------------------------------
 
@@ -416,7 +424,7 @@ class _Conversion:
         if missing:
             self.fail(
                 f"{where}: missing {', '.join(missing)}; a legacy manifest gives the plugin's "
-                "name, version and entry_point",
+                "name and version",
                 where,
             )
         for field in _TEXT_FIELDS:
@@ -455,7 +463,9 @@ class _Conversion:
         modern = dict(data)
         modern["name"] = dist_name
         modern["version"] = version
-        modern["entry_point"] = self._entry_point(data["entry_point"], package, contents, where)
+        modern["entry_point"] = self._entry_point(
+            data.get("entry_point", DEFAULT_ENTRY_POINT), package, contents, where
+        )
         metadata = DistMetadata(
             name=dist_name,
             version=version,
@@ -473,7 +483,7 @@ class _Conversion:
     def _entry_point(self, value: str, package: str, contents: dict[str, bytes], where: str) -> str:
         """Normalise ``main``, ``.main`` or ``pkg.main`` (``:attr`` allowed) to ``pkg.main``."""
         module, colon, attribute = value.strip().partition(":")
-        example = f"e.g. 'main' or '{package}.main'"
+        example = f"e.g. 'main.py' or '{package}.main'"
         if module.startswith(".."):
             self.fail(
                 f"{where}: entry_point {value!r} points outside the package {package!r}; "
@@ -481,10 +491,15 @@ class _Conversion:
                 where,
             )
         if module.endswith(".py") and not colon:
-            self.fail(
-                f"{where}: entry_point {value!r} names a file; name the module instead, {example}",
-                where,
-            )
+            # The specification's form: a file of the package, "main.py" or "jobs/run.py".
+            files = module[: -len(".py")].replace("\\", "/").split("/")
+            if any(part in ("", ".", "..") for part in files):
+                self.fail(
+                    f"{where}: entry_point {value!r} points outside the package {package!r}; "
+                    f"name a module inside it, {example}",
+                    where,
+                )
+            module = "." + ".".join(files)
         relative = module.startswith(".")
         parts = module[1:].split(".") if relative else module.split(".")
         if parts == [""] and relative:

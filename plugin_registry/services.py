@@ -12,7 +12,7 @@ from typing import Any
 from django.db import transaction
 
 from services_ai.plugins.exceptions import SettingsError
-from services_ai.plugins.permissions import PERMISSIONS
+from services_ai.plugins.permissions import PERMISSION_ALIASES, PERMISSIONS
 
 from .audit import record, redact_settings
 from .generation import bump_generation
@@ -78,6 +78,7 @@ def disable(name: str, *, actor: str = "") -> Plugin:
 
 
 def _requested_permission(plugin: Plugin, permission: str) -> PluginPermission:
+    permission = PERMISSION_ALIASES.get(permission, permission)
     if permission not in PERMISSIONS:
         raise RegistryError(f"unknown permission {permission!r}; known: {', '.join(PERMISSIONS)}")
     perm = plugin.permissions.select_for_update().filter(name=permission, requested=True).first()
@@ -94,6 +95,7 @@ def _requested_permission(plugin: Plugin, permission: str) -> PluginPermission:
 def set_grant(name: str, permission: str, granted: bool, *, actor: str = "") -> PluginPermission:
     plugin = get_plugin(name, for_update=True)
     perm = _requested_permission(plugin, permission)
+    permission = perm.name
     if perm.granted != granted:
         perm.granted = granted
         perm.changed_by = actor
@@ -120,7 +122,7 @@ def set_grant(name: str, permission: str, granted: bool, *, actor: str = "") -> 
 def configure(name: str, values: dict[str, Any], *, actor: str = "") -> dict[str, Any]:
     """Validate every value first; store all of them or none. Return the stored values."""
     plugin = get_plugin(name, for_update=True)
-    specs = {spec["key"]: spec for spec in plugin.setting_specs}
+    specs = {spec["name"]: spec for spec in plugin.setting_specs}
     unknown = sorted(set(values) - set(specs))
     if unknown:
         raise RegistryError(

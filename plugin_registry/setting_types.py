@@ -90,7 +90,7 @@ def coerce_setting(spec: dict, raw: Any, *, plugin: str = "") -> Any:
 
     An empty value clears an optional setting (``None``) and is refused for a required one.
     """
-    key = spec["key"]
+    key = spec["name"]
     if raw is None or (isinstance(raw, str) and raw == "" and spec["type"] != "checkbox"):
         if spec.get("required"):
             raise SettingsError(f"setting {key!r} is required", plugin=plugin, key=key)

@@ -15,8 +15,8 @@ def effective_settings(plugin_name: str) -> dict[str, Any]:
         return {}
     stored = {row.key: row.value for row in plugin.settings.all()}
     return {
-        spec["key"]: stored[spec["key"]]
-        if stored.get(spec["key"]) is not None
+        spec["name"]: stored[spec["name"]]
+        if stored.get(spec["name"]) is not None
         else _default(spec, plugin_name)
         for spec in plugin.setting_specs
     }
@@ -34,7 +34,7 @@ def missing_required(plugin: Plugin) -> list[str]:
     """Return the keys of required settings that have neither a value nor a default."""
     stored = {row.key: row.value for row in PluginSetting.objects.filter(plugin=plugin)}
     return [
-        spec["key"]
+        spec["name"]
         for spec in plugin.setting_specs
-        if spec.get("required") and not is_set(spec, stored.get(spec["key"]))
+        if spec.get("required") and not is_set(spec, stored.get(spec["name"]))
     ]

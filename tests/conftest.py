@@ -16,6 +16,7 @@ from tests.plugin_projects import (
     DELIVERY_PLUGINS,
     EXAMPLES,
     INDEX_PLUGINS,
+    UNCHECKED_UPLOADS,
     build_wheel,
     install_wheels,
     write_plugin_project,
@@ -176,6 +177,20 @@ def index_wheels(tmp_path_factory, example_wheels) -> list[Path]:
     return built
 
 
+LIBRARIES = tuple(
+    f"{dist.replace('-', '_')}-" for dist, *_, is_plugin in INDEX_PLUGINS if not is_plugin
+)
+
+
+def upload_unchecked(runner: SAI, wheels: list[Path]) -> None:
+    """Upload straight to the index, without the platform's check, as twine would."""
+    script = (
+        "import sys; from pathlib import Path; from plugin_registry.index import IndexClient\n"
+        "for path in sys.argv[1:]: IndexClient().upload(Path(path))\n"
+    )
+    runner("shell", "-c", script.replace("sys.argv[1:]", repr([str(w) for w in wheels])))
+
+
 @pytest.fixture(scope="session")
 def plugin_index(tmp_path_factory, index_wheels) -> Iterator[PluginIndex]:
     """A real devpi-server on a free loopback port, started by `services-ai index`."""
@@ -186,7 +201,13 @@ def plugin_index(tmp_path_factory, index_wheels) -> Iterator[PluginIndex]:
     runner("index", "init", "--port", str(port))
     runner("index", "start")
     try:
-        runner("index", "publish", *map(str, index_wheels))
+        plugins = [w for w in index_wheels if w.name.split("-")[0] not in UNCHECKED_UPLOADS]
+        libraries = [w for w in plugins if w.name.startswith(LIBRARIES)]
+        runner("index", "publish", *[str(w) for w in plugins if w not in libraries])
+        runner("index", "publish", "--dependency", *map(str, libraries))
+        upload_unchecked(
+            runner, [w for w in index_wheels if w.name.split("-")[0] in UNCHECKED_UPLOADS]
+        )
         yield PluginIndex(runner, port)
     finally:
         runner("index", "stop", check=False)

@@ -43,7 +43,7 @@ BROKEN_PLUGINS = {
         def lead_created(lead):
             pass
         """,
-        {"hook_specs": ["lead_created"], "settings": [{"key": "colour", "type": "colour"}]},
+        {"hook_specs": ["lead_created"], "settings": [{"name": "colour", "type": "colour"}]},
     ),
 }
 
@@ -65,7 +65,7 @@ DELIVERY_PLUGINS = {
         {
             "hook_specs": ["lead_created"],
             "permissions": ["read_leads"],
-            "settings": [{"key": "fail_attempts", "type": "number", "default": 0, "min": 0}],
+            "settings": [{"name": "fail_attempts", "type": "number", "default": 0, "min": 0}],
         },
     ),
     # Does its work once per idempotency key, however often a delivery is re-run.
@@ -109,7 +109,7 @@ DELIVERY_PLUGINS = {
             "permissions": ["read_leads"],
             "settings": [
                 {
-                    "key": "mode",
+                    "name": "mode",
                     "type": "select",
                     "default": "sleep",
                     "options": [
@@ -222,6 +222,11 @@ INDEX_PLUGINS = [
     ("slow-widget", "1.0.0", SLOW_WIDGET, _manifest(["dashboard_widget"], []),
      ("services-ai>=0.1",), True),
 ]  # fmt: skip
+
+
+#: Refused by the platform's publish check; they reach the index the way an author's own
+#: upload (twine, devpi upload) would, to test that installing refuses them too.
+UNCHECKED_UPLOADS = frozenset({"future_plugin", "import_fails"})
 
 
 def run_project_tests(project: Path) -> subprocess.CompletedProcess:

@@ -35,7 +35,7 @@ def test_list_leads_needs_read_leads_and_applies_filters():
             api.list_leads({"created_after": "soon"})
 
 
-def test_create_booking_needs_write_bookings_and_validates():
+def test_create_booking_needs_create_bookings_and_validates():
     lead = Lead.objects.create(name="Ada")
     start = timezone.now().replace(microsecond=0)
     args = {
@@ -46,7 +46,7 @@ def test_create_booking_needs_write_bookings_and_validates():
     }
     with as_plugin("read_bookings"), pytest.raises(PluginPermissionDenied):
         api.create_booking(**args)
-    with as_plugin("write_bookings", name="scheduler"):
+    with as_plugin("create_bookings", name="scheduler"):
         created = api.create_booking(**args)
         with pytest.raises(ValueError, match="lead_id: no lead with id 999"):
             api.create_booking(**{**args, "lead_id": 999})

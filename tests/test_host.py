@@ -227,8 +227,8 @@ def test_data_api_knows_the_calling_plugin_and_checks_its_grants():
     host.call("lead_created", lead=LEAD)
     failure = host.failures[-1]
     assert failure.plugin == "booker"
-    assert "permission 'write_bookings' is not granted" in failure.message
-    assert "services-ai plugins grant booker write_bookings" in failure.message
+    assert "permission 'create_bookings' is not granted" in failure.message
+    assert "services-ai plugins grant booker create_bookings" in failure.message
 
 
 def test_data_api_outside_a_hook_call_is_refused():

@@ -47,7 +47,7 @@ LEGACY_MANIFEST = {
     "description": "Greets every new lead.",
     "hook_specs": ["lead_created"],
     "permissions": ["read_leads"],
-    "settings": [{"key": "greeting", "type": "text", "label": "Greeting", "default": "Hi"}],
+    "settings": [{"name": "greeting", "type": "text", "label": "Greeting", "default": "Hi"}],
 }
 
 
@@ -127,7 +127,7 @@ def test_a_legacy_zip_becomes_a_wheel_the_catalogue_reads(tmp_path, outdir):
     assert info.manifest["permissions"] == ["read_leads"]
     assert info.manifest["hook_specs"] == ["lead_created"]
     assert info.manifest["entry_point"] == "legacy_greeter.main"
-    assert info.manifest["settings"][0]["key"] == "greeting"
+    assert info.manifest["settings"][0]["name"] == "greeting"
     assert info.requires_dist == ["services-ai>=0.1,<1"]
     assert info.requires_python == ">=3.11"
 
@@ -219,6 +219,8 @@ def test_names_versions_and_entry_points_are_normalised(tmp_path, outdir):
         ("helpers", "legacy_greeter.helpers"),
         (".main", "legacy_greeter.main"),
         ("main:lead_created", "legacy_greeter.main:lead_created"),
+        ("main.py", "legacy_greeter.main"),
+        ("helpers.py", "legacy_greeter.helpers"),
     ],
 )
 def test_other_entry_point_spellings(tmp_path, outdir, entry_point, expected):
@@ -549,12 +551,19 @@ def test_a_manifest_that_is_not_an_object(tmp_path, outdir):
     )
 
 
-def test_a_manifest_without_name_version_or_entry_point(tmp_path, outdir):
-    manifest = {k: v for k, v in LEGACY_MANIFEST.items() if k not in ("name", "entry_point")}
+def test_a_manifest_without_name_or_version(tmp_path, outdir):
+    manifest = {k: v for k, v in LEGACY_MANIFEST.items() if k not in ("name", "version")}
     assert refused(with_manifest(tmp_path, manifest), outdir) == (
-        f"manifest.zip: {PACKAGE}/manifest.json: missing name, entry_point; a legacy manifest "
-        "gives the plugin's name, version and entry_point"
+        f"manifest.zip: {PACKAGE}/manifest.json: missing name, version; a legacy manifest "
+        "gives the plugin's name and version"
     )
+
+
+def test_entry_point_defaults_to_main_py(tmp_path, outdir):
+    manifest = {k: v for k, v in LEGACY_MANIFEST.items() if k != "entry_point"}
+    wheel = convert_legacy_zip(with_manifest(tmp_path, manifest), outdir)
+    info = inspect_wheel(wheel.read_bytes())
+    assert (info.metadata.entry_point, info.manifest_error) == ("legacy_greeter.main", "")
 
 
 def test_a_manifest_field_of_the_wrong_type(tmp_path, outdir):
@@ -570,7 +579,7 @@ def test_a_manifest_the_schema_refuses(tmp_path, outdir):
         f"manifest.zip: {PACKAGE}/manifest.json: plugin 'legacy-greeter': invalid manifest.json: "
     )
     assert "hook_specs[0]: 'lead_deleted' is not allowed; use one of lead_created" in message
-    assert "remove the unknown field" in message
+    assert "homepage: is not a manifest field; remove it or use one of" in message
 
 
 @pytest.mark.parametrize(
@@ -592,21 +601,21 @@ def test_a_manifest_the_schema_refuses(tmp_path, outdir):
         (
             {"entry_point": "other_plugin.main"},
             f"entry_point 'other_plugin.main' points outside the package '{PACKAGE}'; name a "
-            f"module inside it, e.g. 'main' or '{PACKAGE}.main'",
+            f"module inside it, e.g. 'main.py' or '{PACKAGE}.main'",
         ),
         (
             {"entry_point": "..main"},
             f"entry_point '..main' points outside the package '{PACKAGE}'; name a module inside "
-            f"it, e.g. 'main' or '{PACKAGE}.main'",
+            f"it, e.g. 'main.py' or '{PACKAGE}.main'",
         ),
         (
-            {"entry_point": "main.py"},
-            f"entry_point 'main.py' names a file; name the module instead, e.g. 'main' or "
-            f"'{PACKAGE}.main'",
+            {"entry_point": "../main.py"},
+            f"entry_point '../main.py' points outside the package '{PACKAGE}'; name a module "
+            f"inside it, e.g. 'main.py' or '{PACKAGE}.main'",
         ),
         (
             {"entry_point": "plugins/main"},
-            f"entry_point 'plugins/main' is not a module path; use e.g. 'main' or '{PACKAGE}.main'",
+            f"entry_point 'plugins/main' is not a module path; use e.g. 'main.py' or '{PACKAGE}.main'",
         ),
     ],
 )

@@ -96,7 +96,7 @@ def test_inspect_wheel_reads_metadata_and_manifest_without_installing(example_wh
     assert info.is_plugin and not info.manifest_error
     assert info.metadata.name == "crm-sync" and info.metadata.version == "1.1.0"
     assert info.manifest["permissions"] == ["read_leads"]
-    assert any(s["key"] == "api_key" and s["required"] for s in info.manifest["settings"])
+    assert any(s["name"] == "api_key" and s["required"] for s in info.manifest["settings"])
     assert "services-ai<1,>=0.1" in info.requires_dist[0].replace(" ", "")
     with pytest.raises(RegistryError, match="not a wheel"):
         inspect_wheel(b"not a zip", "x.whl")

@@ -22,7 +22,7 @@ def test_sync_mirrors_the_installed_distributions(registry):
     assert plugin.entry_point == "crm_sync.main"
     assert plugin.installed and not plugin.enabled
     assert set(plugin.hooks) >= {"lead_created", "data_export", "settings_page"}
-    assert [s["key"] for s in plugin.setting_specs] == ["api_key", "endpoint", "sync_mode"]
+    assert [s["name"] for s in plugin.setting_specs] == ["api_key", "endpoint", "sync_mode"]
 
 
 def test_requested_permissions_start_not_granted(registry):
@@ -73,14 +73,14 @@ def test_grant_refuses_unknown_and_unrequested_permissions(registry):
     with pytest.raises(
         services.RegistryError,
         match="unknown permission 'read_everything'; known: "
-        "read_leads, read_bookings, write_bookings",
+        "read_leads, read_bookings, create_bookings",
     ):
         services.set_grant("lead-scorer", "read_everything", True)
     with pytest.raises(
         services.RegistryError,
-        match="plugin 'lead-scorer' does not request 'write_bookings'; it requests: read_leads",
+        match="plugin 'lead-scorer' does not request 'create_bookings'; it requests: read_leads",
     ):
-        services.set_grant("lead-scorer", "write_bookings", True)
+        services.set_grant("lead-scorer", "create_bookings", True)
 
 
 @pytest.mark.parametrize(
@@ -128,7 +128,7 @@ def test_email_setting_is_validated():
     from plugin_registry.setting_types import coerce_setting
     from services_ai.plugins import SettingsError
 
-    spec = {"key": "notify", "type": "email"}
+    spec = {"name": "notify", "type": "email"}
     assert coerce_setting(spec, " ops@example.com ") == "ops@example.com"
     with pytest.raises(SettingsError, match="'ops-at-example' is not a valid email address"):
         coerce_setting(spec, "ops-at-example")

@@ -28,12 +28,12 @@ class SettingsForm(forms.Form):
 
     def __init__(self, specs: list[dict], stored: dict[str, Any], *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self.specs = {spec["key"]: spec for spec in specs}
+        self.specs = {spec["name"]: spec for spec in specs}
         for key, spec in self.specs.items():
             field = WIDGETS.get(spec.get("type", "text"), WIDGETS["text"])(spec)
             field.required = False  # the registry decides what is required, with its message
             field.label = spec.get("label") or key
-            field.help_text = spec.get("help", "")
+            field.help_text = spec.get("description", "")
             if spec.get("required"):
                 field.label = f"{field.label} *"
             if spec.get("type") != "secret":

@@ -342,31 +342,30 @@ def upload(request: HttpRequest) -> HttpResponse:
 
 
 def _publish_upload(upload, who: str) -> tuple[str, str]:
-    """Validate an uploaded wheel (or legacy ZIP) like `plugin check`, then publish it."""
+    """Check an uploaded wheel (or legacy ZIP) as `plugin check` does, then publish it."""
     from plugin_registry.audit import record
-    from plugin_registry.authoring import check_path
     from plugin_registry.index import IndexClient
+    from plugin_registry.publishing import CheckFailed, publish
 
+    name = Path(upload.name).name
     with tempfile.TemporaryDirectory(prefix="upload-") as tmp:
-        name = Path(upload.name).name
         path = Path(tmp) / ("upload.zip" if name.endswith(".zip") else name)
         with path.open("wb") as out:
             for chunk in upload.chunks():
                 out.write(chunk)
-        if path.suffix == ".zip":
-            from plugin_registry.legacy_zip import convert_legacy_zip
-
-            path = convert_legacy_zip(path, Path(tmp) / "wheel")
-        report = check_path(path)
-        if report.problems:
-            raise services.RegistryError(
-                f"{name} was refused: " + "; ".join(str(p) for p in report.problems)
-            )
         client = IndexClient()
-        outcome = client.upload(path)
-        sync_catalogue(client, [report.name])
-        record(who, "publish", f"{report.name}=={report.version}", None, {"upload": outcome})
-    return report.name, report.version
+        try:
+            published = publish(path, "stable", client=client, label=name)
+        except CheckFailed as exc:
+            raise services.RegistryError(
+                f"{name} was refused: " + "; ".join(str(p) for p in exc.problems)
+            ) from None
+        sync_catalogue(client, [published.name])
+        record(
+            who, "publish", f"{published.name}=={published.version}", None,
+            {"upload": published.outcome},
+        )  # fmt: skip
+    return published.name, published.version
 
 
 # -- audit -------------------------------------------------------------------------------------

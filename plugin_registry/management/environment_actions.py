@@ -66,7 +66,7 @@ class EnvironmentActions:
                             "withdrawn": v.withdrawn,
                             "withdrawn_reason": v.withdrawn_reason,
                             "permissions": v.permissions,
-                            "settings": [s.get("key") for s in v.settings],
+                            "settings": [s.get("name") for s in v.settings],
                             "manifest_error": v.manifest_error,
                             "sha256": v.sha256,
                         }

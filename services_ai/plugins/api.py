@@ -100,13 +100,13 @@ def get_booking(booking_id: int) -> BookingSnapshot | None:
 def create_booking(
     *, lead_id: int, service: str, start: str, end: str, notes: str = ""
 ) -> BookingSnapshot:
-    """Create a booking (status ``requested``) for an existing lead. Needs ``write_bookings``.
+    """Create a booking (status ``requested``) for an existing lead. Needs ``create_bookings``.
 
     ``start`` and ``end`` are ISO 8601 datetimes (without a timezone: UTC) or dates (midnight
     UTC). Raises ``ValueError`` for an unknown lead or an end before the start. The booking's
     ``booking_created`` event is recorded with it and delivered by a worker as usual.
     """
-    plugin = _require("write_bookings")
+    plugin = _require("create_bookings")
     from services_ai.bookings.models import Booking
 
     booking = Booking.create_validated(

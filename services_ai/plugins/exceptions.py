@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 
 class PluginError(Exception):
     """Base class of every plugin-related error; carries the plugin's name when known."""
@@ -16,10 +19,21 @@ class PluginLoadError(PluginError):
 
 
 class ManifestError(PluginError):
-    """A plugin's ``manifest.json`` is missing or does not match the schema."""
+    """A plugin's ``manifest.json`` is missing or does not match the schema.
 
-    def __init__(self, message: str, *, plugin: str | None = None, field: str = "") -> None:
+    ``field`` is the first bad field; ``problems`` holds each problem with its field and fix.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        plugin: str | None = None,
+        field: str = "",
+        problems: Sequence[Any] = (),
+    ) -> None:
         self.field = field
+        self.problems = list(problems)
         super().__init__(message, plugin=plugin)
 
 

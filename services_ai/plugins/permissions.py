@@ -7,8 +7,11 @@ from typing import Any
 PERMISSIONS: dict[str, str] = {
     "read_leads": "Receive lead events and read leads (name, contact details, notes).",
     "read_bookings": "Receive booking events and read bookings.",
-    "write_bookings": "Create bookings for existing leads.",
+    "create_bookings": "Create bookings for existing leads.",
 }
+
+#: Earlier names of permissions, still accepted in manifests and commands.
+PERMISSION_ALIASES: dict[str, str] = {"write_bookings": "create_bookings"}
 
 #: Data types offered to ``data_export`` and the permission each needs.
 EXPORT_DATA_TYPES: dict[str, str] = {

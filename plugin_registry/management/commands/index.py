@@ -8,7 +8,9 @@ from typing import Any
 from django.core.management.base import CommandError
 
 from plugin_registry import index_server
+from plugin_registry.catalogue import inspect_wheel
 from plugin_registry.index import INDEXES, IndexClient, IndexConfig
+from plugin_registry.publishing import CheckFailed, publish
 from services_ai.cli import ActionCommand
 
 
@@ -25,6 +27,11 @@ class Command(ActionCommand):
         publish = actions.add_parser("publish", help="Upload wheels with a login token.")
         publish.add_argument("paths", nargs="+", metavar="PATH", type=Path)
         publish.add_argument("--index", choices=INDEXES, default="stable")
+        publish.add_argument(
+            "--dependency",
+            action="store_true",
+            help="The wheels are libraries plugins depend on, not plugins: upload them unchecked.",
+        )
 
     def do_init(self, port: int | None = None, **options: Any) -> None:
         config = IndexConfig.load()
@@ -58,7 +65,9 @@ class Command(ActionCommand):
             projects = client.projects(index)
             self.say(f"{config.index_url(index)}: {len(projects)} project(s)")
 
-    def do_publish(self, paths: list[Path], index: str, **options: Any) -> None:
+    def do_publish(
+        self, paths: list[Path], index: str, dependency: bool = False, **options: Any
+    ) -> None:
         wheels: list[Path] = []
         for path in paths:
             if path.is_dir():
@@ -70,6 +79,30 @@ class Command(ActionCommand):
         if not wheels:
             raise CommandError("no wheels to publish")
         client = IndexClient()
+        refused = 0
         for wheel in wheels:
-            outcome = client.upload(wheel, index)
-            self.say(f"{wheel.name}: {outcome} ({client.config.index_url(index)})")
+            if dependency:
+                if inspect_wheel(wheel.read_bytes(), wheel.name).is_plugin:
+                    raise CommandError(
+                        f"{wheel.name} is a plugin (it declares a services_ai entry point); "
+                        "publish it without --dependency, so that it is checked"
+                    )
+                outcome = client.upload(wheel, index)
+                self.say(
+                    f"{wheel.name}: {outcome}, as a dependency ({client.config.index_url(index)})"
+                )
+                continue
+            try:
+                published = publish(wheel, index, client=client)
+            except CheckFailed as exc:
+                refused += 1
+                self.stderr.write(f"{wheel.name}: refused, {len(exc.problems)} problem(s):")
+                for problem in exc.problems:
+                    self.stderr.write(f"  {problem}")
+                continue
+            self.say(f"{wheel.name}: {published.outcome} ({published.url})")
+        if refused:
+            raise CommandError(
+                f"{refused} of {len(wheels)} wheel(s) refused and not published; fix them and "
+                "publish again (`services-ai plugin check WHEEL` shows the same problems)"
+            )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +9,7 @@ from django.core.management.base import CommandError
 
 from plugin_registry import authoring
 from plugin_registry.index import INDEXES, IndexClient, IndexConfig
+from plugin_registry.publishing import CheckFailed, checked_wheel, publish
 from services_ai.cli import ActionCommand
 from services_ai.plugins.hookspecs import HOOK_NAMES
 
@@ -50,36 +50,38 @@ class Command(ActionCommand):
         self.say(f"created {project}")
         self.say(f"next: cd {project} && services-ai plugin check . && python -m pytest")
 
-    def check_or_fail(self, path: Path) -> authoring.CheckReport:
+    def warn(self, warnings: list[authoring.Problem]) -> None:
+        for warning in warnings:
+            self.stderr.write(f"warning: {warning}")
+
+    def do_check(self, path: Path, **options: Any) -> None:
         report = authoring.check_path(path)
+        self.warn(report.warnings)
         for problem in report.problems:
             self.stderr.write(str(problem))
         if report.problems:
-            raise CommandError(
-                f"{path}: {len(report.problems)} problem(s); nothing was built or published"
-            )
-        return report
-
-    def do_check(self, path: Path, **options: Any) -> None:
-        report = self.check_or_fail(path)
+            raise CommandError(f"{path}: {len(report.problems)} problem(s)")
         self.say(f"{report.name} {report.version}: ok")
 
-    def do_publish(self, path: Path, index: str, **options: Any) -> None:
-        self.check_or_fail(path)
-        client = IndexClient()
-        client.ping()
-        with tempfile.TemporaryDirectory(prefix="plugin-build-") as tmp:
-            wheel = path
-            if path.is_dir():
-                wheel = authoring.build(path, Path(tmp))
-                self.say(f"built {wheel.name}")
-                self.check_or_fail(wheel)
-            outcome = client.upload(wheel, index)
-        self.say(f"{wheel.name}: {outcome} ({client.config.index_url(index)})")
+    def publish(self, path: Path, index: str) -> None:
+        try:
+            published = publish(path, index, say=self.say)
+        except CheckFailed as exc:
+            for problem in exc.problems:
+                self.stderr.write(str(problem))
+            raise CommandError(
+                f"{exc.label}: {len(exc.problems)} problem(s); nothing was built or published"
+            ) from None
+        self.warn(published.warnings)
+        self.say(f"{published.wheel}: {published.outcome} ({published.url})")
         if index == "dev":
             self.say(
-                f"promote it with `services-ai plugin promote {authoring_name(wheel)}` once tested"
+                f"promote it with `services-ai plugin promote {published.name}=="
+                f"{published.version}` once tested"
             )
+
+    def do_publish(self, path: Path, index: str, **options: Any) -> None:
+        self.publish(path, index)
 
     def do_promote(self, requirement: str, **options: Any) -> None:
         name, sep, version = requirement.partition("==")
@@ -89,19 +91,15 @@ class Command(ActionCommand):
         self.say(f"promoted {name}=={version} to {IndexConfig.load().index_url('stable')}")
 
     def do_import_zip(self, zip: Path, out: Path, publish: str | None, **options: Any) -> None:
-        from plugin_registry.legacy_zip import convert_legacy_zip
-
-        out.mkdir(parents=True, exist_ok=True)
-        wheel = convert_legacy_zip(zip, out)
-        self.say(f"converted {zip.name} into {wheel}")
-        self.check_or_fail(wheel)
         if publish:
-            outcome = IndexClient().upload(wheel, publish)
-            self.say(f"{wheel.name}: {outcome} ({IndexConfig.load().index_url(publish)})")
-
-
-def authoring_name(wheel: Path) -> str:
-    from packaging.utils import parse_wheel_filename
-
-    name, version, _, _ = parse_wheel_filename(wheel.name)
-    return f"{name}=={version}"
+            self.publish(zip, publish)
+            return
+        out.mkdir(parents=True, exist_ok=True)
+        wheel, report = checked_wheel(zip, out)
+        self.warn(report.warnings)
+        for problem in report.problems:
+            self.stderr.write(str(problem))
+        if report.problems:
+            wheel.unlink()
+            raise CommandError(f"{zip.name}: {len(report.problems)} problem(s); no wheel written")
+        self.say(f"converted {zip.name} into {wheel}")
