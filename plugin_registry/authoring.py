@@ -28,6 +28,7 @@ from services_ai.plugins.markers import ENTRY_POINT_GROUP, PROJECT_NAME
 from services_ai.plugins.permissions import HOOK_PERMISSIONS
 
 from .catalogue import PLATFORM, compatibility, inspect_wheel, platform_version
+from .legacy_zip import LegacyZipError, convert_legacy_zip
 from .manifest import MANIFEST_NAME, normalise_manifest
 from .services import RegistryError
 
@@ -298,7 +299,7 @@ templates in `{package}/templates/{package}/` and static files in `{package}/sta
 
 
 def check_path(path: Path) -> CheckReport:
-    """Check a plugin project folder or a wheel; every problem says the file and the fix.
+    """Check a plugin project folder, a wheel or a legacy ZIP; every problem says file and fix.
 
     A project is built into a wheel first and the wheel is checked, so what is checked is what
     would be published (dynamic versions, package data and all); files are named as they are in
@@ -308,8 +309,21 @@ def check_path(path: Path) -> CheckReport:
         return _check_project(path.resolve())
     if path.suffix == ".whl" and path.is_file():
         return check_wheel(path)
+    if path.suffix == ".zip" and path.is_file():
+        with tempfile.TemporaryDirectory(prefix="plugin-check-zip-") as tmp:
+            try:
+                wheel = convert_legacy_zip(path, Path(tmp))
+            except LegacyZipError as exc:
+                report = CheckReport()
+                report.add(path.name, exc.problem, "then check it again")
+                return report
+            return check_wheel(wheel)
     report = CheckReport()
-    report.add(str(path), "not a plugin project folder or a .whl file", "give one of those")
+    report.add(
+        str(path),
+        "not a plugin project folder, a .whl file or a legacy plugin .zip",
+        "give one of those",
+    )
     return report
 
 

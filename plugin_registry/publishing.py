@@ -74,11 +74,11 @@ def publish(
     """
     client = client or IndexClient()
     label = label or path.name
-    client.ping()
     with tempfile.TemporaryDirectory(prefix="plugin-publish-") as tmp:
         wheel, report = checked_wheel(path.resolve(), Path(tmp), label=label)
         if report.problems:
             raise CheckFailed(label, report.problems)
+        client.ping()
         if wheel.parent == Path(tmp):
             say(f"built {wheel.name}" if path.is_dir() else f"converted {label} into {wheel.name}")
         outcome = client.upload(wheel, index)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import site
@@ -191,16 +192,24 @@ def upload_unchecked(runner: SAI, wheels: list[Path]) -> None:
     runner("shell", "-c", script.replace("sys.argv[1:]", repr([str(w) for w in wheels])))
 
 
-@pytest.fixture(scope="session")
-def plugin_index(tmp_path_factory, index_wheels) -> Iterator[PluginIndex]:
-    """A real devpi-server on a free loopback port, started by `services-ai index`."""
+@contextlib.contextmanager
+def running_index(home: Path) -> Iterator[PluginIndex]:
+    """A real devpi-server on a free loopback port, started by `services-ai index`, stopped after."""
     port = free_port()
-    runner = SAI(
-        tmp_path_factory.mktemp("index-home"), [], SERVICES_AI_INDEX_SERVER_ARGS=TEST_DEVPI_ARGS
-    )
+    runner = SAI(home, [], SERVICES_AI_INDEX_SERVER_ARGS=TEST_DEVPI_ARGS)
     runner("index", "init", "--port", str(port))
     runner("index", "start")
     try:
+        yield PluginIndex(runner, port)
+    finally:
+        runner("index", "stop", check=False)
+
+
+@pytest.fixture(scope="session")
+def plugin_index(tmp_path_factory, index_wheels) -> Iterator[PluginIndex]:
+    """The session's index, with the example and test plugins published."""
+    with running_index(tmp_path_factory.mktemp("index-home")) as index:
+        runner = index.runner
         plugins = [w for w in index_wheels if w.name.split("-")[0] not in UNCHECKED_UPLOADS]
         libraries = [w for w in plugins if w.name.startswith(LIBRARIES)]
         runner("index", "publish", *[str(w) for w in plugins if w not in libraries])
@@ -208,9 +217,7 @@ def plugin_index(tmp_path_factory, index_wheels) -> Iterator[PluginIndex]:
         upload_unchecked(
             runner, [w for w in index_wheels if w.name.split("-")[0] in UNCHECKED_UPLOADS]
         )
-        yield PluginIndex(runner, port)
-    finally:
-        runner("index", "stop", check=False)
+        yield index
 
 
 @pytest.fixture

@@ -203,7 +203,8 @@ def test_check_reads_wheels_too(project, tmp_path):
     assert problems(broken) == ["broken.whl: broken.whl: not a wheel (not a zip archive); build "
                                 "the project into a wheel"]  # fmt: skip
     assert problems(tmp_path / "nothing.txt") == [
-        f"{tmp_path / 'nothing.txt'}: not a plugin project folder or a .whl file; give one of those"
+        f"{tmp_path / 'nothing.txt'}: not a plugin project folder, a .whl file or a legacy plugin "
+        ".zip; give one of those"
     ]
 
 
@@ -272,3 +273,43 @@ def test_import_zip_converts_publishes_and_installs_a_legacy_plugin(plugin_index
     assert result.returncode == 1
     assert "slip.zip: entry '../evil.py' points outside the archive" in result.stderr
     assert not list((tmp_path / "w2").glob("*.whl"))
+
+
+def test_a_dynamic_version_is_read_from_the_built_wheel(project):
+    edit(project / "pyproject.toml", 'version = "0.1.0"', 'dynamic = ["version"]')
+    (project / "pyproject.toml").write_text(
+        (project / "pyproject.toml").read_text()
+        + '\n[tool.hatch.version]\npath = "hello_plugin/__init__.py"\n'
+    )
+    (project / "hello_plugin" / "__init__.py").write_text('__version__ = "0.3.0"\n')
+    report = check_path(project)
+    assert [str(p) for p in report.problems] == []
+    assert (report.name, report.version) == ("hello-plugin", "0.3.0")
+
+
+def test_earlier_manifest_spellings_pass_with_a_warning_naming_the_rename(project, tmp_path):
+    def old_spellings(manifest):
+        setting = manifest["settings"][0]
+        setting["key"] = setting.pop("name")
+        setting["help"] = setting.pop("description")
+
+    manifest_edit(project, old_spellings)
+    report = check_path(project)
+    assert report.problems == []
+    assert [str(w) for w in report.warnings] == [
+        "hello_plugin/manifest.json: settings[0].key: is now called 'name'; rename it",
+        "hello_plugin/manifest.json: settings[0].help: is now called 'description'; rename it",
+    ]
+    result = SAI(tmp_path / "home", [])("plugin", "check", str(project))
+    assert "warning: hello_plugin/manifest.json: settings[0].key: is now called 'name'" in (
+        result.stderr
+    )
+    assert "hello-plugin 0.1.0: ok" in result.stdout
+
+
+def test_each_manifest_problem_is_counted_once_with_its_own_fix(project):
+    manifest_edit(project, lambda m: m.update({"colour": "red", "size": 2}))
+    found = problems(project)
+    unknown = [p for p in found if "is not a manifest field" in p]
+    assert [p.split(":")[1].strip() for p in unknown] == ["colour", "size"]
+    assert all(p.count("; ") == 1 for p in unknown), unknown

@@ -18,7 +18,9 @@ Then, in a test (pytest-django provides the database)::
 The plugin is registered from your module (no devpi, no install) with the manifest shipped next
 to it, validated like the platform does; settings are validated against the manifest's types;
 hooks run with the permissions you grant, nothing more: a data API call the grants do not
-allow raises ``PluginPermissionDenied`` as it would in production. The test run gets its own
+allow raises ``PluginPermissionDenied`` as it would in production. The plugin is enabled the
+way an admin enables it, so a required setting left unset fails the test with the platform's
+message. The test run gets its own
 ``SERVICES_AI_HOME``.
 """
 
@@ -64,7 +66,7 @@ class PluginUnderTest:
                 "version": "0.0.0+test",
                 "manifest": self.manifest,
                 "installed": True,
-                "enabled": True,
+                "enabled": False,
                 "entry_point": self.module.__name__,
             },
         )
@@ -83,6 +85,10 @@ class PluginUnderTest:
             )
         if settings:
             services.configure(self.name, settings, actor="test")
+        try:
+            services.enable(self.name, actor="test")  # refused as the platform refuses it
+        except services.RegistryError as exc:
+            raise AssertionError(str(exc)) from None
         bump_generation()
         return self._rebuild()
 
