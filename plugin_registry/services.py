@@ -27,6 +27,14 @@ class RegistryError(Exception):
     """An admin action that was refused; the message says why and how to fix it."""
 
 
+class SettingsInvalid(RegistryError):
+    """Setting values were refused; ``errors`` holds one SettingsError (key, reason) each."""
+
+    def __init__(self, errors: list[SettingsError]) -> None:
+        self.errors = list(errors)
+        super().__init__("; ".join(str(error) for error in self.errors))
+
+
 def get_plugin(name: str, *, for_update: bool = False) -> Plugin:
     from packaging.utils import canonicalize_name
 
@@ -130,14 +138,14 @@ def configure(name: str, values: dict[str, Any], *, actor: str = "") -> dict[str
             f"its settings: {', '.join(specs) or 'none'}"
         )
     coerced: dict[str, Any] = {}
-    problems = []
+    problems: list[SettingsError] = []
     for key, raw in values.items():
         try:
             coerced[key] = coerce_setting(specs[key], raw, plugin=plugin.name)
         except SettingsError as exc:
-            problems.append(str(exc))
+            problems.append(exc)
     if problems:
-        raise RegistryError("; ".join(problems))
+        raise SettingsInvalid(problems)
     stored = dict(plugin.settings.filter(key__in=list(coerced)).values_list("key", "value"))
     for key, value in coerced.items():
         PluginSetting.objects.update_or_create(plugin=plugin, key=key, defaults={"value": value})

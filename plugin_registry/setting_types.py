@@ -1,16 +1,22 @@
-"""Typed plugin settings: turning what an admin typed into a valid value, or a clear error."""
+"""Typed plugin settings: the one table of setting types.
+
+Each type has its coercer (what an admin typed, on the command line or in the console, into a
+valid value or a clear error) and the console's form field for it. The manifest schema lists the
+same names; the CLI, the registry and the console all go through ``TYPES``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+from django import forms
 from django.core.exceptions import ValidationError
 from django.core.validators import EmailValidator, URLValidator
 
 from services_ai.plugins.exceptions import SettingsError
 
-SETTING_TYPES = ("text", "textarea", "number", "checkbox", "select", "secret", "url", "email")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 MAX_TEXT = 10_000
@@ -73,16 +79,77 @@ def _validated_by(validator: Callable[[str], None], what: str) -> Callable[[dict
     return coerce
 
 
-_COERCERS: dict[str, Callable[[dict, Any], Any]] = {
-    "text": _text,
-    "textarea": _text,
-    "secret": _text,
-    "number": _number,
-    "checkbox": _checkbox,
-    "select": _select,
-    "url": _validated_by(URLValidator(schemes=["http", "https"]), "http(s) URL"),
-    "email": _validated_by(EmailValidator(), "email address"),
+def _text_field(spec: dict) -> forms.Field:
+    return forms.CharField()
+
+
+def _textarea_field(spec: dict) -> forms.Field:
+    # Text areas keep their whitespace, as the coercer does.
+    return forms.CharField(strip=False, widget=forms.Textarea(attrs={"rows": 4}))
+
+
+def _secret_field(spec: dict) -> forms.Field:
+    # Secrets are never rendered back: an empty field keeps the stored value.
+    return forms.CharField(
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"})
+    )
+
+
+def _number_field(spec: dict) -> forms.Field:
+    # Text, not a Django number field: the coercer's rules and messages are the only ones.
+    attrs: dict[str, Any] = {"step": "any"}
+    attrs.update({bound: spec[bound] for bound in ("min", "max") if bound in spec})
+    return forms.CharField(widget=forms.NumberInput(attrs=attrs))
+
+
+def _checkbox_field(spec: dict) -> forms.Field:
+    return forms.BooleanField()
+
+
+def _select_field(spec: dict) -> forms.Field:
+    options = [(o["value"], o.get("label") or o["value"]) for o in spec.get("options", [])]
+    return forms.ChoiceField(choices=[("", "—"), *options])
+
+
+def _url_field(spec: dict) -> forms.Field:
+    return forms.CharField(widget=forms.URLInput())
+
+
+def _email_field(spec: dict) -> forms.Field:
+    return forms.CharField(widget=forms.EmailInput())
+
+
+@dataclass(frozen=True)
+class SettingType:
+    """One setting type: how a value is coerced, and the console's form field for it."""
+
+    coerce: Callable[[dict, Any], Any]
+    form_field: Callable[[dict], forms.Field]
+
+
+TYPES: dict[str, SettingType] = {
+    "text": SettingType(_text, _text_field),
+    "textarea": SettingType(_text, _textarea_field),
+    "number": SettingType(_number, _number_field),
+    "checkbox": SettingType(_checkbox, _checkbox_field),
+    "select": SettingType(_select, _select_field),
+    "secret": SettingType(_text, _secret_field),
+    "url": SettingType(
+        _validated_by(URLValidator(schemes=["http", "https"]), "http(s) URL"), _url_field
+    ),
+    "email": SettingType(_validated_by(EmailValidator(), "email address"), _email_field),
 }
+SETTING_TYPES = tuple(TYPES)
+
+
+def setting_type(spec: dict) -> SettingType:
+    """The type of the setting ``spec`` (text when it names none)."""
+    return TYPES[spec.get("type", "text")]
+
+
+def form_field(spec: dict) -> forms.Field:
+    """A new, unconfigured form field for the setting ``spec``."""
+    return setting_type(spec).form_field(spec)
 
 
 def coerce_setting(spec: dict, raw: Any, *, plugin: str = "") -> Any:
@@ -96,7 +163,7 @@ def coerce_setting(spec: dict, raw: Any, *, plugin: str = "") -> Any:
             raise SettingsError(f"setting {key!r} is required", plugin=plugin, key=key)
         return None
     try:
-        return _COERCERS[spec["type"]](spec, raw)
+        return TYPES[spec["type"]].coerce(spec, raw)
     except ValueError as exc:
         raise SettingsError(
             f"setting {key!r} ({spec['type']}): {exc}", plugin=plugin, key=key, reason=str(exc)

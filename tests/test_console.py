@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from django.contrib.auth.models import Permission, User
 from django.test import Client
 
+from plugin_registry import services
 from plugin_registry.models import (
     AuditEntry,
     EnvironmentGeneration,
@@ -222,3 +224,112 @@ def test_uploads_over_the_size_limit_or_of_other_kinds_are_refused(admin_client,
     page = admin_client.post("/console/upload/", {"wheel": text})
     assert "notes.txt is not a wheel (.whl) or a legacy plugin ZIP (.zip)" in page.content.decode()
     assert snapshot() == before
+
+
+def _settings_form_data(page) -> dict:
+    """What a browser posts back from the settings form as rendered (secrets left empty)."""
+    form = page.context["form"]
+    data = {}
+    for field in form:
+        value = field.value()
+        if isinstance(value, bool):
+            if value:
+                data[field.name] = "on"
+        else:
+            data[field.name] = "" if value is None else str(value)
+    return data
+
+
+def _tag(page: str, name: str) -> str:
+    """The opening tag of the form control named ``name``."""
+    match = re.search(rf'<(?:input|select|textarea)\b[^>]*\bname="{name}"[^>]*>', page)
+    assert match, name
+    return match.group(0)
+
+
+def test_a_select_setting_offers_its_options_and_shows_the_stored_one(admin_client):
+    page = admin_client.get("/console/plugins/crm-sync/").content.decode()
+    assert '<option value="nightly">Nightly batch</option>' in page
+    assert '<option value="realtime" selected>Real time</option>' in page  # the default
+    assert "{'value'" not in page and "{&#x27;value&#x27;" not in page
+    services.configure("crm-sync", {"sync_mode": "nightly"})
+    page = admin_client.get("/console/plugins/crm-sync/").content.decode()
+    assert '<option value="nightly" selected>Nightly batch</option>' in page
+    assert '<option value="realtime">Real time</option>' in page
+
+
+def test_a_valid_select_choice_is_stored(admin_client):
+    response = admin_client.post(
+        "/console/plugins/crm-sync/settings/",
+        {"api_key": "k", "endpoint": "https://crm.example.com/api", "sync_mode": "nightly"},
+    )
+    assert response.status_code == 302
+    assert PluginSetting.objects.get(plugin__name="crm-sync", key="sync_mode").value == "nightly"
+
+
+def test_saving_another_setting_keeps_the_stored_select_value(admin_client):
+    services.configure("crm-sync", {"api_key": "k", "sync_mode": "nightly"})
+    data = _settings_form_data(admin_client.get("/console/plugins/crm-sync/"))
+    assert data["sync_mode"] == "nightly" and data["api_key"] == ""
+    data["endpoint"] = "https://crm2.example.com/api"
+    response = admin_client.post("/console/plugins/crm-sync/settings/", data)
+    assert response.status_code == 302
+    stored = dict(PluginSetting.objects.filter(plugin__name="crm-sync").values_list("key", "value"))
+    assert stored == {
+        "api_key": "k",  # an empty secret keeps the stored one
+        "endpoint": "https://crm2.example.com/api",
+        "sync_mode": "nightly",
+    }
+
+
+def test_invalid_values_are_shown_next_to_their_fields_and_nothing_is_stored(admin_client):
+    before = snapshot()
+    response = admin_client.post("/console/plugins/lead-scorer/settings/", {"threshold": "abc"})
+    assert response.status_code == 400
+    form = response.context["form"]
+    assert form.errors["threshold"] == ["'abc' is not a number"]
+    assert not form.non_field_errors()
+    page = response.content.decode()
+    assert 'aria-invalid="true"' in _tag(page, "threshold")
+    assert '<div id="id_threshold_error"><p class="error">&#x27;abc&#x27; is not a number' in page
+    response = admin_client.post("/console/plugins/lead-scorer/settings/", {"threshold": "150"})
+    assert response.context["form"].errors["threshold"] == ["must be at most 100"]
+    response = admin_client.post(
+        "/console/plugins/crm-sync/settings/",
+        {"api_key": "k", "endpoint": "ftp://crm.example", "sync_mode": "nightly"},
+    )
+    assert response.status_code == 400
+    errors = response.context["form"].errors
+    assert errors == {"endpoint": ["'ftp://crm.example' is not a valid http(s) URL"]}
+    assert snapshot() == before
+
+
+def test_configure_reports_each_invalid_value_with_its_key(registry):
+    with pytest.raises(services.SettingsInvalid) as refused:
+        services.configure("crm-sync", {"api_key": "", "endpoint": "ftp://crm.example"})
+    assert [(e.key, e.reason) for e in refused.value.errors] == [
+        ("api_key", "setting 'api_key' is required"),
+        ("endpoint", "'ftp://crm.example' is not a valid http(s) URL"),
+    ]
+    assert str(refused.value) == (  # the message the CLI prints, unchanged
+        "plugin 'crm-sync': setting 'api_key' is required; plugin 'crm-sync': setting "
+        "'endpoint' (url): 'ftp://crm.example' is not a valid http(s) URL"
+    )
+
+
+def test_required_settings_and_secrets_carry_their_attributes(admin_client):
+    page = admin_client.get("/console/plugins/crm-sync/").content.decode()
+    api_key = _tag(page, "api_key")
+    assert 'type="password"' in api_key and 'autocomplete="new-password"' in api_key
+    assert re.search(r"\brequired\b", api_key) and 'aria-required="true"' in api_key
+    assert "CRM API key *" in page
+    for optional in ("endpoint", "sync_mode"):
+        assert not re.search(r"\brequired\b", _tag(page, optional).replace("aria-required", ""))
+        assert "aria-required" not in _tag(page, optional)
+    # Once stored, a required secret may be left empty (it keeps its value).
+    services.configure("crm-sync", {"api_key": "k"})
+    page = admin_client.get("/console/plugins/crm-sync/").content.decode()
+    api_key = _tag(page, "api_key")
+    assert 'autocomplete="new-password"' in api_key and 'value="' not in api_key
+    assert not re.search(r"\brequired\b", api_key) and "aria-required" not in api_key
+    assert "A value is stored; leave empty to keep it." in page

@@ -7,6 +7,7 @@ test process. Screenshots of the main pages land in docs/screenshots/.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -139,7 +140,9 @@ def test_console_walkthrough(console, page, tmp_path):
     page.goto(f"{console.url}/console/plugins/lead-scorer/")
     page.fill("input[name=threshold]", "150")
     page.click("form.settings button[type=submit]")
-    assert "setting 'threshold' (number): must be at most 100" in page.inner_text(".field.invalid")
+    invalid = page.locator(".field.invalid")
+    assert invalid.count() == 1 and invalid.locator("input[name=threshold]").count() == 1
+    assert "must be at most 100" in invalid.inner_text()
     assert rows.all("SELECT key FROM plugin_registry_pluginsetting") == []
     page.fill("input[name=threshold]", "75")
     page.click("form.settings button[type=submit]")
@@ -215,3 +218,42 @@ def test_console_walkthrough(console, page, tmp_path):
         assert re.search(rf"console:admin\s+{action}\b", audit), action
     shot(page, "audit-log")
     assert os.path.getsize(SHOTS / "dashboard.png") > 10_000
+
+
+def test_a_select_setting_is_changed_and_kept_through_the_console(console, page):
+    sai = console.sai
+    rows = Rows("", sai.home)
+
+    def stored(key: str):
+        value = rows.all(
+            "SELECT s.value FROM plugin_registry_pluginsetting s JOIN plugin_registry_plugin p"
+            " ON p.id = s.plugin_id WHERE p.name = 'crm-sync' AND s.key = ?",
+            (key,),
+        )
+        return json.loads(value[0][0]) if value and value[0][0] is not None else None
+
+    sai("plugins", "install", "crm-sync")
+    login(page, console)
+    page.goto(f"{console.url}/console/plugins/crm-sync/")
+    select = page.locator("select[name=sync_mode]")
+    assert select.locator("option").all_inner_texts() == ["—", "Real time", "Nightly batch"]
+    assert select.input_value() == "realtime"  # the default
+    api_key = page.locator("input[name=api_key]")
+    assert api_key.get_attribute("autocomplete") == "new-password"
+    assert api_key.get_attribute("aria-required") == "true"
+    api_key.fill("k-123")
+    select.select_option(label="Nightly batch")
+    page.click("form.settings button[type=submit]")
+    assert "Settings saved." in page.inner_text(".messages")
+    assert stored("sync_mode") == "nightly" and stored("api_key") == "k-123"
+
+    # Reloaded, the stored choice is selected; saving another field keeps it.
+    page.reload()
+    assert page.locator("select[name=sync_mode]").input_value() == "nightly"
+    assert page.locator("input[name=api_key]").input_value() == ""  # never rendered back
+    page.fill("input[name=endpoint]", "https://crm2.example.com/api")
+    page.click("form.settings button[type=submit]")
+    assert "Settings saved." in page.inner_text(".messages")
+    assert page.locator("select[name=sync_mode]").input_value() == "nightly"
+    assert stored("sync_mode") == "nightly" and stored("api_key") == "k-123"
+    assert stored("endpoint") == "https://crm2.example.com/api"

@@ -6,43 +6,41 @@ from typing import Any
 
 from django import forms
 
+from plugin_registry.setting_types import form_field
+
 MAX_UPLOAD = 20 * 1024 * 1024
 
-WIDGETS: dict[str, Any] = {
-    "text": lambda spec: forms.CharField(),
-    "textarea": lambda spec: forms.CharField(widget=forms.Textarea(attrs={"rows": 4})),
-    "number": lambda spec: forms.CharField(widget=forms.NumberInput(attrs={"step": "any"})),
-    "checkbox": lambda spec: forms.BooleanField(),
-    "select": lambda spec: forms.ChoiceField(
-        choices=[("", "—")] + [(str(o), str(o)) for o in spec.get("options", [])]
-    ),
-    # Secrets are never rendered back: an empty field keeps the stored value.
-    "secret": lambda spec: forms.CharField(widget=forms.PasswordInput(render_value=False)),
-    "url": lambda spec: forms.CharField(widget=forms.URLInput()),
-    "email": lambda spec: forms.CharField(widget=forms.EmailInput()),
-}
+SECRET_KEPT = "A value is stored; leave empty to keep it."
 
 
 class SettingsForm(forms.Form):
-    """One field per setting of the manifest; values are validated by the registry's types."""
+    """One field per setting of the manifest, from the setting types' table.
+
+    Values are validated by the registry (``services.configure``), with its messages: every
+    field stays optional for Django, and required settings are marked for the browser and
+    assistive technology only (``required``, ``aria-required``).
+    """
 
     def __init__(self, specs: list[dict], stored: dict[str, Any], *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.specs = {spec["name"]: spec for spec in specs}
         for key, spec in self.specs.items():
-            field = WIDGETS.get(spec.get("type", "text"), WIDGETS["text"])(spec)
+            field = form_field(spec)
             field.required = False  # the registry decides what is required, with its message
             field.label = spec.get("label") or key
             field.help_text = spec.get("description", "")
+            secret = spec.get("type") == "secret"
+            value = stored.get(key)
+            if secret:
+                if value:
+                    field.help_text = f"{field.help_text} {SECRET_KEPT}".strip()
+            else:
+                field.initial = value if value is not None else spec.get("default")
             if spec.get("required"):
                 field.label = f"{field.label} *"
-            if spec.get("type") != "secret":
-                value = stored.get(key, spec.get("default"))
-                field.initial = value
-            elif stored.get(key):
-                field.help_text = (field.help_text + " " if field.help_text else "") + (
-                    "A value is stored; leave empty to keep it."
-                )
+                # A required checkbox is set either way; a stored secret may be left empty.
+                if spec.get("type") != "checkbox" and not (secret and value):
+                    field.widget.attrs.update({"required": True, "aria-required": "true"})
             self.fields[key] = field
 
     def changed_values(self) -> dict[str, Any]:

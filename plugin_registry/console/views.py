@@ -265,10 +265,12 @@ def plugin_settings(request: HttpRequest, name: str) -> HttpResponse:
     if form.is_valid():
         try:
             services.configure(name, form.changed_values(), actor=actor(request))
+        except services.SettingsInvalid as exc:
+            for error in exc.errors:
+                field = error.key if error.key in form.fields else None
+                form.add_error(field, error.reason or str(error))
         except services.RegistryError as exc:
-            for problem in str(exc).split("; "):
-                key = next((k for k in form.specs if f"setting {k!r}" in problem), None)
-                form.add_error(key, problem)
+            form.add_error(None, str(exc))
         else:
             messages.success(request, "Settings saved.")
             return redirect("console:plugin", name=name)
