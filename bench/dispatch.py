@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pluggy
 
-from services_ai.host import RegistryState, create_host
+from plugin_registry.host import RegistryState, create_host
 from services_ai.plugins import hookimpl, hookspecs
 from services_ai.plugins.markers import PROJECT_NAME
 

@@ -68,8 +68,8 @@ def request_path(root: Path, site: Path, saves: int) -> list[tuple[str, float, f
     from django.core.management import call_command
     from django.db.models.signals import post_save
 
-    from plugin_registry import services
-    from plugin_registry.sync import sync_registry
+    from plugin_registry.registry import actions
+    from plugin_registry.registry.sync import sync_registry
     from services_ai.leads.models import Lead
     from services_ai.leads.signals import lead_saved
 
@@ -93,8 +93,8 @@ def request_path(root: Path, site: Path, saves: int) -> list[tuple[str, float, f
     for wanted in (0, 1, 10):
         while enabled < wanted:
             name = f"noop-{enabled:02d}"
-            services.set_grant(name, "read_leads", True)
-            services.enable(name)
+            actions.set_grant(name, "read_leads", True)
+            actions.enable(name)
             enabled += 1
         cost = per_save_us()
         rows.append((f"{wanted} subscribed plugin(s)", cost, cost / anchor))

@@ -113,10 +113,10 @@ def main() -> None:
     logging.disable(logging.INFO)
     from django.core.management import call_command
 
-    from plugin_registry import index_server
-    from plugin_registry.environment import Environment
-    from plugin_registry.index import IndexClient
-    from plugin_registry.lockfile import format_lock
+    from plugin_registry.distribution import index_server
+    from plugin_registry.distribution.environment import Environment
+    from plugin_registry.distribution.index import IndexClient
+    from plugin_registry.distribution.lockfile import format_lock
     from services_ai import conf
 
     call_command("migrate", verbosity=0)

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import (
+from plugin_registry.registry.models import (
     CatalogueVersion,
     EnvironmentGeneration,
     Plugin,

@@ -6,4 +6,6 @@ class PluginRegistryConfig(AppConfig):
     verbose_name = "Plugin registry"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401  (registers the system checks)
+        # Importing these registers the system checks.
+        from plugin_registry.distribution import checks as distribution_checks  # noqa: F401
+        from plugin_registry.registry import checks  # noqa: F401

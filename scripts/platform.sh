@@ -38,6 +38,7 @@ if [ ! -f "$SERVICES_AI_HOME/.demo-configured" ]; then
   echo "==> first run: enabling the example plugins and granting what they ask for"
   $sai plugins configure crm-sync api_key=demo-key-0000-1234
   $sai plugins grant lead-scorer read_leads
+  $sai plugins grant lead-scorer create_bookings
   $sai plugins grant booking-widget read_bookings
   $sai plugins grant crm-sync read_leads
   for plugin in lead-scorer booking-widget crm-sync; do $sai plugins enable "$plugin"; done

@@ -4,18 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.apps import apps
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
+
+from plugin_registry.errors import RegistryError
+
+#: Tables that exist once the platform's migrations ran (looked up by name: this module sits
+#: below the apps that own them).
+MIGRATED_MODELS = (
+    ("plugin_registry", "Plugin"),
+    ("events", "Delivery"),
+    ("django_tasks_db", "DBTaskResult"),
+)
 
 
 def require_migrated() -> None:
     """Refuse to run against a database whose platform tables do not exist yet."""
-    from django_tasks_db.models import DBTaskResult
-
-    from plugin_registry.models import Plugin
-    from services_ai.events.models import Delivery
-
-    needed = {model._meta.db_table for model in (Plugin, Delivery, DBTaskResult)}
+    needed = {apps.get_model(app, model)._meta.db_table for app, model in MIGRATED_MODELS}
     missing = needed - set(connection.introspection.table_names())
     if missing:
         raise CommandError(
@@ -31,8 +37,6 @@ class ActionCommand(BaseCommand):
         self.stdout.write(message)
 
     def handle(self, *args: Any, action: str, **options: Any) -> None:
-        from plugin_registry.services import RegistryError
-
         try:
             getattr(self, f"do_{action.replace('-', '_')}")(**options)
         except RegistryError as exc:

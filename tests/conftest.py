@@ -78,7 +78,7 @@ def plugins_on_path(example_site, delivery_site) -> list[Path]:
 @pytest.fixture(autouse=True)
 def fresh_host():
     """Every test starts with no process host: it is built from the registry on first use."""
-    from services_ai.host.runtime import reset_host
+    from plugin_registry.runtime import reset_host
 
     reset_host()
     yield
@@ -88,7 +88,7 @@ def fresh_host():
 @pytest.fixture
 def registry(db):
     """The registry mirrored from the installed example plugins, all disabled."""
-    from plugin_registry.sync import sync_registry
+    from plugin_registry.registry.sync import sync_registry
 
     sync_registry()
     return Registry()
@@ -98,13 +98,13 @@ class Registry:
     """Small helpers over the admin actions, for arranging tests."""
 
     def enable(self, name: str, *grants: str, **settings) -> None:
-        from plugin_registry import services
+        from plugin_registry.registry import actions
 
         if settings:
-            services.configure(name, settings)
-        services.enable(name)
+            actions.configure(name, settings)
+        actions.enable(name)
         for permission in grants:
-            services.set_grant(name, permission, True)
+            actions.set_grant(name, permission, True)
 
 
 class SAI:
@@ -186,7 +186,7 @@ LIBRARIES = tuple(
 def upload_unchecked(runner: SAI, wheels: list[Path]) -> None:
     """Upload straight to the index, without the platform's check, as twine would."""
     script = (
-        "import sys; from pathlib import Path; from plugin_registry.index import IndexClient\n"
+        "import sys; from pathlib import Path; from plugin_registry.distribution.index import IndexClient\n"
         "for path in sys.argv[1:]: IndexClient().upload(Path(path))\n"
     )
     runner("shell", "-c", script.replace("sys.argv[1:]", repr([str(w) for w in wheels])))

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from plugin_registry.authoring import check_path, requirement_range, scaffold
-from plugin_registry.services import RegistryError
+from plugin_registry.authoring.check import check_path, requirement_range, scaffold
+from plugin_registry.errors import RegistryError
 from services_ai.plugins.hookspecs import HOOK_NAMES
 from tests.conftest import SAI
 from tests.plugin_projects import run_project_tests
@@ -194,7 +194,7 @@ def test_the_line_of_a_wrong_hook_is_named(project):
 
 
 def test_check_reads_wheels_too(project, tmp_path):
-    from plugin_registry.authoring import build
+    from plugin_registry.authoring.check import build
 
     wheel = build(project, tmp_path / "dist")
     assert problems(wheel) == []
@@ -230,9 +230,9 @@ def test_scaffold_check_publish_promote_install_and_the_hook_fires(project, plug
         """
 import django, json
 django.setup()
-from services_ai.host.runtime import get_host
+from plugin_registry.runtime import get_host
 from services_ai.leads.models import Lead
-from plugin_registry.models import PluginData
+from plugin_registry.registry.models import PluginData
 lead = Lead.objects.create(name="Ada", email="ada@example.com")
 get_host().call("lead_created", lead=lead.snapshot())
 print(json.dumps({"lead": lead.pk, "data": dict(PluginData.objects.values_list("key", "value"))}))

@@ -6,8 +6,8 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 
-from plugin_registry.checks import check_enabled_plugins
-from plugin_registry.models import Plugin
+from plugin_registry.registry.checks import check_enabled_plugins
+from plugin_registry.registry.models import Plugin
 
 pytestmark = pytest.mark.django_db
 

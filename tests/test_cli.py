@@ -35,7 +35,7 @@ def test_list_json_mirrors_every_installed_plugin(sai):
         "misspelt-hook",
     }
     assert rows["crm-sync"]["missing_settings"] == ["api_key"]
-    assert rows["lead-scorer"]["permissions"] == {"read_leads": False}
+    assert rows["lead-scorer"]["permissions"] == {"create_bookings": False, "read_leads": False}
     assert not any(row["enabled"] for row in rows.values())
 
 
@@ -102,8 +102,8 @@ PROBE = textwrap.dedent(
     import json, sys
     import django
     django.setup()
-    from plugin_registry.models import Plugin, PluginData
-    from services_ai.host.runtime import get_host
+    from plugin_registry.registry.models import Plugin, PluginData
+    from plugin_registry.runtime import get_host
     from services_ai.leads.models import Lead
     from services_ai.testing.worker import run_worker_batch
 

@@ -9,8 +9,8 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from django.test import Client
 
-from plugin_registry import services
-from plugin_registry.models import (
+from plugin_registry.registry import actions
+from plugin_registry.registry.models import (
     AuditEntry,
     EnvironmentGeneration,
     Operation,
@@ -92,7 +92,7 @@ def test_a_post_without_csrf_token_is_refused(registry, url, data):
 
 
 def test_install_and_upload_show_forms_on_get_and_change_nothing(admin_client):
-    from plugin_registry.models import CatalogueVersion
+    from plugin_registry.registry.models import CatalogueVersion
 
     CatalogueVersion.objects.create(
         name="lead-scorer", version="1.0.0", filename="x.whl", sha256="0" * 64,
@@ -189,7 +189,7 @@ def test_plugin_static_files_and_sanitised_settings_pages_are_served(admin_clien
 def test_the_catalogue_pages_a_thousand_plugins_with_a_fixed_number_of_queries(
     admin_client, django_assert_max_num_queries
 ):
-    from plugin_registry.models import CatalogueVersion
+    from plugin_registry.registry.models import CatalogueVersion
 
     CatalogueVersion.objects.bulk_create(
         CatalogueVersion(
@@ -252,7 +252,7 @@ def test_a_select_setting_offers_its_options_and_shows_the_stored_one(admin_clie
     assert '<option value="nightly">Nightly batch</option>' in page
     assert '<option value="realtime" selected>Real time</option>' in page  # the default
     assert "{'value'" not in page and "{&#x27;value&#x27;" not in page
-    services.configure("crm-sync", {"sync_mode": "nightly"})
+    actions.configure("crm-sync", {"sync_mode": "nightly"})
     page = admin_client.get("/console/plugins/crm-sync/").content.decode()
     assert '<option value="nightly" selected>Nightly batch</option>' in page
     assert '<option value="realtime">Real time</option>' in page
@@ -268,7 +268,7 @@ def test_a_valid_select_choice_is_stored(admin_client):
 
 
 def test_saving_another_setting_keeps_the_stored_select_value(admin_client):
-    services.configure("crm-sync", {"api_key": "k", "sync_mode": "nightly"})
+    actions.configure("crm-sync", {"api_key": "k", "sync_mode": "nightly"})
     data = _settings_form_data(admin_client.get("/console/plugins/crm-sync/"))
     assert data["sync_mode"] == "nightly" and data["api_key"] == ""
     data["endpoint"] = "https://crm2.example.com/api"
@@ -305,8 +305,8 @@ def test_invalid_values_are_shown_next_to_their_fields_and_nothing_is_stored(adm
 
 
 def test_configure_reports_each_invalid_value_with_its_key(registry):
-    with pytest.raises(services.SettingsInvalid) as refused:
-        services.configure("crm-sync", {"api_key": "", "endpoint": "ftp://crm.example"})
+    with pytest.raises(actions.SettingsInvalid) as refused:
+        actions.configure("crm-sync", {"api_key": "", "endpoint": "ftp://crm.example"})
     assert [(e.key, e.reason) for e in refused.value.errors] == [
         ("api_key", "setting 'api_key' is required"),
         ("endpoint", "'ftp://crm.example' is not a valid http(s) URL"),
@@ -327,7 +327,7 @@ def test_required_settings_and_secrets_carry_their_attributes(admin_client):
         assert not re.search(r"\brequired\b", _tag(page, optional).replace("aria-required", ""))
         assert "aria-required" not in _tag(page, optional)
     # Once stored, a required secret may be left empty (it keeps its value).
-    services.configure("crm-sync", {"api_key": "k"})
+    actions.configure("crm-sync", {"api_key": "k"})
     page = admin_client.get("/console/plugins/crm-sync/").content.decode()
     api_key = _tag(page, "api_key")
     assert 'autocomplete="new-password"' in api_key and 'value="' not in api_key

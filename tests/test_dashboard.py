@@ -8,8 +8,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from plugin_registry.host.sanitize import sanitize
 from services_ai.bookings.models import Booking
-from services_ai.dashboard.sanitize import sanitize
 from services_ai.leads.models import Lead
 
 pytestmark = pytest.mark.django_db

@@ -10,8 +10,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from plugin_registry import services
-from plugin_registry.models import PluginData
+from plugin_registry.registry import actions
+from plugin_registry.registry.models import PluginData
 from services_ai.events import conf
 from services_ai.events.delivery import backoff, retry
 from services_ai.events.models import Delivery
@@ -82,8 +82,8 @@ def test_revoked_permission_after_enqueue_skips_with_a_reason(registry):
     Lead.objects.create(name="Ada")
     run_worker_batch(queues=("events",))  # fanned out: deliveries exist and are enqueued
     assert set(Delivery.objects.values_list("status", flat=True)) == {"pending"}
-    services.set_grant("idempotent-counter", "read_leads", False)
-    services.disable("flaky-plugin")
+    actions.set_grant("idempotent-counter", "read_leads", False)
+    actions.disable("flaky-plugin")
     run_worker_batch()
     skipped = dict(Delivery.objects.values_list("plugin_name", "skip_reason"))
     assert skipped == {
@@ -144,6 +144,52 @@ def test_abandoned_running_delivery_is_reaped_and_rerun_once(registry):
         f"rerun:{key}": True,
         f"calls:{key}": 2,
     }
+
+
+def rerun_as_if_the_worker_died(delivery: Delivery) -> None:
+    """Leave ``delivery`` as a worker killed after its plugin's work leaves it, and let the
+    reaper and the next worker batch run it again (with the same idempotency key)."""
+    Delivery.objects.filter(pk=delivery.pk).update(
+        status="running", lease_expires_at=timezone.now() - timedelta(minutes=1), worker_id="w9"
+    )
+    assert reap_stale().deliveries == 1
+    run_worker_batch()
+    delivery.refresh_from_db()
+    assert delivery.status == "succeeded" and delivery.attempts == 2
+
+
+def test_a_rerun_lead_scorer_delivery_books_no_second_follow_up(registry):
+    from services_ai.bookings.models import Booking
+
+    registry.enable("lead-scorer", "read_leads", "create_bookings")
+    lead = Lead.objects.create(name="Ada", email="ada@corp.example", source="referral")  # hot
+    run_worker_batch()
+    delivery = Delivery.objects.get(plugin_name="lead-scorer")
+    booking = Booking.objects.get(created_by="lead-scorer")
+    rerun_as_if_the_worker_died(delivery)
+    assert list(Booking.objects.filter(created_by="lead-scorer")) == [booking]
+    followup = data("lead-scorer")[f"followup:{lead.pk}"]
+    assert followup["booking_id"] == booking.pk
+    assert followup["idempotency_key"] == delivery.idempotency_key
+
+
+def test_a_rerun_crm_sync_delivery_pushes_once(registry, monkeypatch):
+    import crm_sync.main
+
+    registry.enable("crm-sync", "read_leads", api_key="k-12345678")
+    sent = []
+    send = crm_sync.main.send
+    monkeypatch.setattr(
+        crm_sync.main, "send", lambda request: sent.append(request) or send(request)
+    )
+    lead = Lead.objects.create(name="Ada")
+    run_worker_batch()
+    delivery = Delivery.objects.get(plugin_name="crm-sync")
+    rerun_as_if_the_worker_died(delivery)
+    assert [r["headers"]["Idempotency-Key"] for r in sent] == [delivery.idempotency_key]
+    stored = data("crm-sync")
+    assert stored["pushes"] == {delivery.idempotency_key: lead.pk}
+    assert stored["outbox"] == stored["synced"] == [lead.pk]
 
 
 def test_backoff_grows_exponentially_with_jitter_up_to_the_cap(settings):
@@ -235,8 +281,8 @@ def test_a_killed_workers_fan_out_runs_again_and_its_delivery_is_retried(registr
 
 
 def test_an_outcome_from_a_superseded_claim_is_dropped(registry):
+    from plugin_registry.host.records import HookOutcome
     from services_ai.events.delivery import _claim, record_outcome
-    from services_ai.host.records import HookOutcome
 
     registry.enable("idempotent-counter", "read_leads")
     Lead.objects.create(name="Ada")

@@ -126,8 +126,8 @@ def test_catalogue_lists_versions_with_compatibility_manifest_and_withdrawn_flag
 HOOK_CALL = """
 import django, json
 django.setup()
-from services_ai.host.runtime import get_host
-from plugin_registry.models import PluginData
+from plugin_registry.runtime import get_host
+from plugin_registry.registry.models import PluginData
 host = get_host()
 host.call("lead_created", lead={"id": 41, "name": "Ada"})
 print(json.dumps({"plugins": host.plugin_names(),
@@ -213,7 +213,7 @@ def test_dependencies_of_a_plugin_are_installed_with_it(platform):
 RUNNING_PROCESS = """
 import django, sys, importlib.metadata
 django.setup()
-from services_ai.host.runtime import get_host
+from plugin_registry.runtime import get_host
 for line in sys.stdin:
     host = get_host()
     version = importlib.metadata.version("greeter") if host.plugin_names() else "-"
@@ -273,7 +273,7 @@ def test_lock_sync_and_drift_detection(platform, tmp_path, plugin_index):
     other("plugins", "install", "lead-scorer")
     result = other("plugins", "check", str(lock), check=False)
     assert result.returncode == 1
-    assert "extra: lead-scorer==1.0.0 is installed but not in" in result.stdout
+    assert "extra: lead-scorer==1.1.0 is installed but not in" in result.stdout
 
 
 def test_sync_refuses_unpinned_and_tampered_locks_and_changes_nothing(platform, tmp_path):
@@ -374,7 +374,7 @@ def test_pip_compile_lock_is_accepted_and_ours_installs_with_pip(platform, tmp_p
         ("future-plugin==1.0.0", "future-plugin==1.0.0 cannot be installed: incompatible"),
         (
             "old-django-plugin",
-            "cannot install lead-scorer==1.0.0, old-django-plugin==1.0.0; it conflicts with the "
+            "cannot install lead-scorer==1.1.0, old-django-plugin==1.0.0; it conflicts with the "
             "platform's own django",
         ),
         ("import-fails", "import-fails: import failed: importing 'import_fails.main' raised"),
@@ -436,7 +436,7 @@ def test_an_install_killed_midway_is_recovered_by_the_next_run(platform):
     assert history(platform)[0]["error"] == "interrupted before it was activated"
     assert not building.exists()
     platform("plugins", "install", "lead-scorer")
-    assert installed(platform) == {"greeter": "1.0.0", "lead-scorer": "1.0.0"}
+    assert installed(platform) == {"greeter": "1.0.0", "lead-scorer": "1.1.0"}
 
 
 def test_a_node_behind_the_database_converges_on_the_active_generation(platform):
@@ -471,7 +471,7 @@ def test_a_node_behind_the_database_converges_on_the_active_generation(platform)
     link.symlink_to("generations/0001")
     out = platform("plugins", "enable", "lead-scorer").stdout
     assert "switching this node to generation 2" in out
-    assert installed(platform) == {"greeter": "1.0.0", "lead-scorer": "1.0.0"}
+    assert installed(platform) == {"greeter": "1.0.0", "lead-scorer": "1.1.0"}
     assert call_lead_created(platform)["plugins"] == ["lead-scorer"]
 
 
@@ -491,10 +491,10 @@ def test_two_nodes_sharing_postgresql_serialise_their_changes(tmp_path, plugin_i
         # Neither change was lost: the second one started from the first one's result.
         generations = history(nodes[0])
         assert [g["status"] for g in generations] == ["active", "inactive"]
-        assert generations[0]["plugins"] == {"greeter": "1.0.0", "lead-scorer": "1.0.0"}
+        assert generations[0]["plugins"] == {"greeter": "1.0.0", "lead-scorer": "1.1.0"}
         # The node that made the first change converges on the second one.
         behind = next(node for node in nodes if active_link(node) != "generations/0002")
         assert "switching this node to generation 2" in behind("plugins", "recover").stdout
         for node in nodes:
             assert active_link(node) == "generations/0002"
-            assert installed(node) == {"greeter": "1.0.0", "lead-scorer": "1.0.0"}
+            assert installed(node) == {"greeter": "1.0.0", "lead-scorer": "1.1.0"}

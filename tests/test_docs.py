@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from plugin_registry.authoring import check_path
+from plugin_registry.authoring.check import check_path
 from services_ai.plugins import hookspecs
 from services_ai.plugins.hookspecs import HOOK_NAMES
 from tests.plugin_projects import REPO, run_project_tests
@@ -61,8 +61,12 @@ def test_documentation_includes_examples_from_tested_files():
 
 def test_the_manifest_schema_is_published_in_the_docs():
     published = json.loads((DOCS / "manifest.schema.json").read_text())
-    shipped = json.loads((REPO / "plugin_registry" / "schema" / "manifest.schema.json").read_text())
-    assert published == shipped, "copy plugin_registry/schema/manifest.schema.json to docs/"
+    shipped = json.loads(
+        (REPO / "plugin_registry" / "registry" / "schema" / "manifest.schema.json").read_text()
+    )
+    assert published == shipped, (
+        "copy plugin_registry/registry/schema/manifest.schema.json to docs/"
+    )
     assert "manifest.schema.json" in REFERENCE.read_text()
 
 
@@ -75,7 +79,7 @@ def test_the_documented_example_plugin_passes_check_and_its_tests():
 
 
 def test_the_documented_example_is_what_plugin_new_writes_today(tmp_path):
-    from plugin_registry.authoring import scaffold
+    from plugin_registry.authoring.check import scaffold
 
     fresh = scaffold("hello-plugin", list(HOOK_NAMES), tmp_path)
     files = sorted(p.relative_to(fresh) for p in fresh.rglob("*") if p.is_file())

@@ -10,7 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from plugin_registry.models import PluginData, PluginFailure
+from plugin_registry.registry.models import PluginData, PluginFailure
 from services_ai.bookings.models import Booking
 from services_ai.events.models import Delivery, Event
 from services_ai.leads.models import Lead
@@ -20,7 +20,13 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def scores():
-    return dict(PluginData.objects.filter(plugin_name="lead-scorer").values_list("key", "value"))
+    rows = PluginData.objects.filter(plugin_name="lead-scorer", key__startswith="score:")
+    return dict(rows.values_list("key", "value"))
+
+
+def follow_up(lead_id: int):
+    row = PluginData.objects.filter(plugin_name="lead-scorer", key=f"followup:{lead_id}").first()
+    return row.value if row else None
 
 
 def activity():
@@ -35,6 +41,39 @@ def test_lead_created_is_delivered_by_the_worker_with_a_snapshot(registry):
     assert scores() == {}, "the request path only records the event"
     run_worker_batch()
     assert scores() == {f"score:{lead.pk}": {"score": 60, "hot": True}}
+
+
+def test_a_hot_lead_gets_a_follow_up_booking_whose_event_reaches_other_plugins(registry):
+    registry.enable("lead-scorer", "read_leads", "create_bookings")
+    registry.enable("booking-widget", "read_bookings")
+    hot = Lead.objects.create(name="Ada", email="ada@corp.example", source="referral")
+    cold = Lead.objects.create(name="Bob", email="bob@gmail.com", source="fair")
+    run_worker_batch()  # the lead events, then the follow-up's booking_created
+    assert scores() == {
+        f"score:{hot.pk}": {"score": 60, "hot": True},
+        f"score:{cold.pk}": {"score": 10, "hot": False},
+    }
+    booking = Booking.objects.get(created_by="lead-scorer")
+    assert booking.lead_id == hot.pk and booking.status == "requested"
+    delivery = Delivery.objects.get(plugin_name="lead-scorer", event__payload__lead__id=hot.pk)
+    assert follow_up(hot.pk) == {
+        "status": "booked",
+        "booking_id": booking.pk,
+        "start": booking.snapshot()["start"],
+        "idempotency_key": delivery.idempotency_key,
+    }
+    assert follow_up(cold.pk) is None
+    assert [entry["event"] for entry in activity()] == ["created"]
+
+
+def test_without_create_bookings_leads_are_still_scored(registry):
+    registry.enable("lead-scorer", "read_leads")
+    lead = Lead.objects.create(name="Ada", email="ada@corp.example", source="referral")
+    run_worker_batch()
+    assert scores() == {f"score:{lead.pk}": {"score": 60, "hot": True}}
+    assert follow_up(lead.pk)["reason"] == "permission 'create_bookings' is not granted"
+    assert not Booking.objects.exists()
+    assert Delivery.objects.get().status == "succeeded"
 
 
 def test_rolled_back_lead_emits_nothing(registry):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services_ai.host import RegistryState, create_host
+from plugin_registry.host import RegistryState, create_host
 from services_ai.plugins import (
     NoPluginContext,
     PluginPermissionDenied,

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from plugin_registry.catalogue import inspect_wheel
-from plugin_registry.legacy_zip import LegacyZipError, ZipLimits, convert_legacy_zip
-from plugin_registry.services import RegistryError
+from plugin_registry.authoring.legacy_zip import LegacyZipError, ZipLimits, convert_legacy_zip
+from plugin_registry.distribution.catalogue import inspect_wheel
+from plugin_registry.errors import RegistryError
 from services_ai.testing.wheels import install_wheels
 
 REPO = Path(__file__).resolve().parents[1]

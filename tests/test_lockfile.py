@@ -6,9 +6,16 @@ import os
 
 import pytest
 
-from plugin_registry.catalogue import compatibility, inspect_wheel, platform_version
-from plugin_registry.lockfile import LockError, Pin, format_lock, parse_in, parse_lock, split_host
-from plugin_registry.services import RegistryError
+from plugin_registry.distribution.catalogue import compatibility, inspect_wheel, platform_version
+from plugin_registry.distribution.lockfile import (
+    LockError,
+    Pin,
+    format_lock,
+    parse_in,
+    parse_lock,
+    split_host,
+)
+from plugin_registry.errors import RegistryError
 
 H1 = "sha256:" + "a" * 64
 H2 = "sha256:" + "b" * 64
@@ -94,7 +101,7 @@ def test_compatibility_evaluates_the_services_ai_requirement():
 def test_inspect_wheel_reads_metadata_and_manifest_without_installing(example_wheels):
     info = inspect_wheel(example_wheels["crm-sync"].read_bytes())
     assert info.is_plugin and not info.manifest_error
-    assert info.metadata.name == "crm-sync" and info.metadata.version == "1.1.0"
+    assert info.metadata.name == "crm-sync" and info.metadata.version == "1.2.0"
     assert info.manifest["permissions"] == ["read_leads"]
     assert any(s["name"] == "api_key" and s["required"] for s in info.manifest["settings"])
     assert "services-ai<1,>=0.1" in info.requires_dist[0].replace(" ", "")

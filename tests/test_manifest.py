@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from plugin_registry.manifest import SCHEMA_PATH, validate_manifest
-from plugin_registry.metadata import DistMetadata
+from plugin_registry.registry.manifest import SCHEMA_PATH, validate_manifest
+from plugin_registry.registry.metadata import DistMetadata
 from services_ai.plugins import HOOK_NAMES, PERMISSIONS, ManifestError
 from services_ai.plugins.hookspecs import SINGLE_PLUGIN_HOOKS  # noqa: F401
 
@@ -168,7 +168,7 @@ def test_the_specification_manifest_is_valid_as_written():
     ],
 )
 def test_entry_point_names_a_file_or_module_of_the_package(entry_point, wheel, agrees):
-    from plugin_registry.manifest import entry_point_agrees
+    from plugin_registry.registry.manifest import entry_point_agrees
 
     assert entry_point_agrees(entry_point, wheel) is agrees
 
@@ -184,7 +184,7 @@ def test_an_entry_point_that_disagrees_with_the_wheel_is_refused_with_the_fix():
 
 
 def test_earlier_spellings_are_aliases_normalised_in_one_place():
-    from plugin_registry.manifest import normalise_manifest
+    from plugin_registry.registry.manifest import normalise_manifest
 
     old = {
         "hook_specs": ["lead_created"],

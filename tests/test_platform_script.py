@@ -71,16 +71,18 @@ def test_platform_script_sets_up_and_serves(tmp_path: Path):
             time.sleep(0.5)  # the worker and the web server start side by side
             output = (tmp_path / "platform.log").read_text()
         assert "supervising 1 worker process(es)" in output
-        assert "lead-scorer 1.0.0  [enabled]" in output
+        assert "lead-scorer 1.1.0  [enabled]" in output
         assert (home / "admin-password").stat().st_mode & 0o777 == 0o600
         # The example plugins came from the embedded index into the managed environment.
-        assert "lead_scorer-1.0.0-py3-none-any.whl: uploaded" in output
-        assert "+ crm-sync 1.1.0" in output
+        assert "lead_scorer-1.1.0-py3-none-any.whl: uploaded" in output
+        assert "+ crm-sync 1.2.0" in output
         site = next((home / "env" / "active" / "lib").glob("python3.*/site-packages"))
         assert (site / "crm_sync" / "manifest.json").is_file()
-        assert "crm-sync==1.1.0" in (home / "env" / "plugins.lock").read_text()
+        assert "crm-sync==1.2.0" in (home / "env" / "plugins.lock").read_text()
         delivered = {}
-        expected = {"booking-widget": 3, "crm-sync": 3, "lead-scorer": 3}
+        # booking-widget also gets the booking_created of the follow-up lead-scorer books for
+        # the one hot demo lead (Ada Lovelace, score 80): it is granted create_bookings.
+        expected = {"booking-widget": 4, "crm-sync": 3, "lead-scorer": 3}
         while time.monotonic() < deadline and delivered != expected:
             stats = subprocess.run(
                 [str(Path(sys.executable).parent / "services-ai"), "events", "stats", "--json"],

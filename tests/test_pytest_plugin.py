@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from plugin_registry.services import RegistryError
+from plugin_registry.errors import RegistryError
 
 
 @pytest.fixture
@@ -40,8 +40,8 @@ def test_settings_and_grants_are_validated_like_the_platform_does(
 ):
     with pytest.raises(RegistryError, match="setting 'threshold' \\(number\\): 'very hot' is not"):
         services_ai_plugin(scorer_module, "lead-scorer", threshold="very hot")
-    with pytest.raises(AssertionError, match="does not request create_bookings in its manifest"):
-        services_ai_plugin(scorer_module, "lead-scorer", grants=["create_bookings"])
+    with pytest.raises(AssertionError, match="does not request read_bookings in its manifest"):
+        services_ai_plugin(scorer_module, "lead-scorer", grants=["read_bookings"])
 
 
 def test_a_failing_hook_fails_the_test_with_the_plugins_traceback(services_ai_plugin):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from plugin_registry.authoring import requirement_range
+from plugin_registry.authoring.check import requirement_range
 from tests.conftest import SAI, running_index
 from tests.test_manifest import SPEC_MANIFEST
 
@@ -100,7 +100,7 @@ FIRE = """
 import django, json
 django.setup()
 from django.db import transaction
-from services_ai.host.runtime import get_host
+from plugin_registry.runtime import get_host
 from services_ai.leads.models import Lead
 from services_ai.events.models import Delivery
 from services_ai.testing.worker import run_worker_batch

@@ -6,7 +6,7 @@ from typing import Any
 
 from django import forms
 
-from plugin_registry.setting_types import form_field
+from plugin_registry.registry.setting_types import form_field
 
 MAX_UPLOAD = 20 * 1024 * 1024
 

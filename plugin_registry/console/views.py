@@ -22,10 +22,17 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from packaging.utils import canonicalize_name
 
-from plugin_registry import operations, services
-from plugin_registry.catalogue import by_project, sync_catalogue, why_not
-from plugin_registry.environment import Environment, history, node_is_behind, registry_action
-from plugin_registry.models import (
+from plugin_registry.authoring.publishing import CheckFailed, publish
+from plugin_registry.console import operations
+from plugin_registry.console.forms import SettingsForm, UploadForm
+from plugin_registry.distribution.catalogue import by_project, sync_catalogue, why_not
+from plugin_registry.distribution.environment import Environment
+from plugin_registry.distribution.index import IndexClient
+from plugin_registry.distribution.reconcile import history, node_is_behind, registry_action
+from plugin_registry.host.sanitize import sanitize
+from plugin_registry.registry import actions
+from plugin_registry.registry.audit import record
+from plugin_registry.registry.models import (
     AuditEntry,
     CatalogueVersion,
     EnvironmentGeneration,
@@ -33,11 +40,10 @@ from plugin_registry.models import (
     Plugin,
     PluginFailure,
 )
-from plugin_registry.settings_store import missing_required
+from plugin_registry.registry.settings_store import missing_required
+from plugin_registry.runtime import get_host
 from services_ai.access import staff_required as staff_member_required
-from services_ai.dashboard.sanitize import sanitize
-
-from .forms import SettingsForm, UploadForm
+from services_ai.events.stats import delivery_stats
 
 MANAGE = "plugin_registry.manage_plugins"
 
@@ -107,7 +113,7 @@ def _can_manage(request: HttpRequest) -> bool:
 def catalogue_refresh(request: HttpRequest) -> HttpResponse:
     try:
         report = sync_catalogue()
-    except services.RegistryError as exc:
+    except actions.RegistryError as exc:
         messages.error(request, str(exc))
     else:
         messages.success(
@@ -184,9 +190,6 @@ def plugin_list(request: HttpRequest) -> HttpResponse:
 
 
 def _plugin_context(request: HttpRequest, plugin: Plugin, form: SettingsForm | None = None):
-    from services_ai.events.stats import delivery_stats
-    from services_ai.host.runtime import get_host
-
     stored = dict(plugin.settings.values_list("key", "value"))
     form = form or SettingsForm(plugin.setting_specs, stored)
     settings_html = ""
@@ -222,7 +225,7 @@ def plugin_detail(request: HttpRequest, name: str) -> HttpResponse:
 def _registry_action(request: HttpRequest, name: str, action, success: str) -> HttpResponse:
     try:
         registry_action(lambda report: action(), lambda message: messages.info(request, message))
-    except services.RegistryError as exc:
+    except actions.RegistryError as exc:
         messages.error(request, str(exc))
     else:
         messages.success(request, success)
@@ -235,10 +238,10 @@ def plugin_enable(request: HttpRequest, name: str) -> HttpResponse:
     enable = request.POST.get("enabled") == "1"
     if enable:
         return _registry_action(
-            request, name, lambda: services.enable(name, actor=actor(request)), f"Enabled {name}."
+            request, name, lambda: actions.enable(name, actor=actor(request)), f"Enabled {name}."
         )
     return _registry_action(
-        request, name, lambda: services.disable(name, actor=actor(request)), f"Disabled {name}."
+        request, name, lambda: actions.disable(name, actor=actor(request)), f"Disabled {name}."
     )
 
 
@@ -251,7 +254,7 @@ def plugin_grant(request: HttpRequest, name: str) -> HttpResponse:
     return _registry_action(
         request,
         name,
-        lambda: services.set_grant(name, permission, grant, actor=actor(request)),
+        lambda: actions.set_grant(name, permission, grant, actor=actor(request)),
         f"{verb} {permission}.",
     )
 
@@ -264,12 +267,12 @@ def plugin_settings(request: HttpRequest, name: str) -> HttpResponse:
     form = SettingsForm(plugin.setting_specs, stored, request.POST)
     if form.is_valid():
         try:
-            services.configure(name, form.changed_values(), actor=actor(request))
-        except services.SettingsInvalid as exc:
+            actions.configure(name, form.changed_values(), actor=actor(request))
+        except actions.SettingsInvalid as exc:
             for error in exc.errors:
                 field = error.key if error.key in form.fields else None
                 form.add_error(field, error.reason or str(error))
-        except services.RegistryError as exc:
+        except actions.RegistryError as exc:
             form.add_error(None, str(exc))
         else:
             messages.success(request, "Settings saved.")
@@ -332,7 +335,7 @@ def upload(request: HttpRequest) -> HttpResponse:
         if form.is_valid():
             try:
                 name, version = _publish_upload(form.cleaned_data["wheel"], actor(request))
-            except services.RegistryError as exc:
+            except actions.RegistryError as exc:
                 form.add_error("wheel", str(exc))
             else:
                 messages.success(
@@ -345,10 +348,6 @@ def upload(request: HttpRequest) -> HttpResponse:
 
 def _publish_upload(upload, who: str) -> tuple[str, str]:
     """Check an uploaded wheel (or legacy ZIP) as `plugin check` does, then publish it."""
-    from plugin_registry.audit import record
-    from plugin_registry.index import IndexClient
-    from plugin_registry.publishing import CheckFailed, publish
-
     name = Path(upload.name).name
     with tempfile.TemporaryDirectory(prefix="upload-") as tmp:
         path = Path(tmp) / ("upload.zip" if name.endswith(".zip") else name)
@@ -359,7 +358,7 @@ def _publish_upload(upload, who: str) -> tuple[str, str]:
         try:
             published = publish(path, "stable", client=client, label=name)
         except CheckFailed as exc:
-            raise services.RegistryError(
+            raise actions.RegistryError(
                 f"{name} was refused: " + "; ".join(str(p) for p in exc.problems)
             ) from None
         sync_catalogue(client, [published.name])

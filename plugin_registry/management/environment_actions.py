@@ -8,10 +8,18 @@ from typing import Any
 
 from django.core.management.base import CommandError
 
-from plugin_registry.catalogue import by_project, set_withdrawn, sync_catalogue, why_not
-from plugin_registry.environment import Environment, drift, history, host_wheels
-from plugin_registry.lockfile import LockError, format_in, parse_in
-from plugin_registry.models import CatalogueVersion, Plugin
+from plugin_registry.distribution.catalogue import (
+    by_project,
+    set_withdrawn,
+    sync_catalogue,
+    why_not,
+)
+from plugin_registry.distribution.changes import change_lock
+from plugin_registry.distribution.environment import Environment
+from plugin_registry.distribution.host_wheels import host_wheels
+from plugin_registry.distribution.lockfile import LockError, format_in, parse_in
+from plugin_registry.distribution.reconcile import drift, history
+from plugin_registry.registry.models import CatalogueVersion, Plugin
 
 
 def dumps(rows: list[dict[str, Any]]) -> str:
@@ -106,7 +114,6 @@ class EnvironmentActions:
 
     def env_recover(self, **options: Any) -> None:
         environment = self.environment()
-        from plugin_registry.environment import change_lock
 
         with change_lock(self.say):
             environment.recover()

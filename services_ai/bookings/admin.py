@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Booking
+from services_ai.bookings.models import Booking
 
 
 @admin.register(Booking)

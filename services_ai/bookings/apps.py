@@ -7,4 +7,4 @@ class BookingsConfig(AppConfig):
     verbose_name = "Bookings"
 
     def ready(self) -> None:
-        from . import signals  # noqa: F401
+        from services_ai.bookings import signals  # noqa: F401

@@ -1,9 +1,8 @@
 from django.db.models.signals import post_save, pre_save
 from django.dispatch import receiver
 
-from services_ai.events import record_event
-
-from .models import Booking
+from services_ai.bookings.models import Booking
+from services_ai.events.emit import record_event
 
 # Fields whose change makes an update worth an event (updated_at always changes).
 _IGNORED = {"updated_at"}

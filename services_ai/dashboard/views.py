@@ -13,13 +13,14 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET
 
+from plugin_registry.registry.models import Plugin
+from plugin_registry.registry.templates import package_dir
+from plugin_registry.runtime import get_host
 from services_ai.access import staff_required as staff_member_required
 from services_ai.bookings.models import BOOKING_FILTERS, Booking
-from services_ai.host.runtime import get_host
+from services_ai.dashboard.widgets import render_card
 from services_ai.leads.models import LEAD_FILTERS, Lead
 from services_ai.plugins.permissions import EXPORT_DATA_TYPES
-
-from .widgets import render_card
 
 
 @require_GET
@@ -45,9 +46,6 @@ def widget(request: HttpRequest, name: str) -> HttpResponse:
 @staff_member_required
 def plugin_static(request: HttpRequest, name: str, path: str) -> HttpResponse:
     """A file from an enabled plugin's ``static/`` folder (never outside it)."""
-    from plugin_registry.models import Plugin
-    from plugin_registry.templates import package_dir
-
     if not Plugin.objects.filter(name=name, enabled=True, installed=True).exists():
         raise Http404("no such plugin")
     try:

@@ -6,9 +6,8 @@ from dataclasses import dataclass
 
 from django.utils import timezone
 
-from services_ai.host import PluginHost
-
-from .sanitize import sanitize
+from plugin_registry.host import PluginHost
+from plugin_registry.host.sanitize import sanitize
 
 
 @dataclass(frozen=True)

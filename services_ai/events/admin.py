@@ -1,7 +1,7 @@
 from django.contrib import admin, messages
 
-from .delivery import retry
-from .models import Delivery, Event
+from services_ai.events.delivery import retry
+from services_ai.events.models import Delivery, Event
 
 
 @admin.register(Event)

@@ -7,4 +7,4 @@ class EventsConfig(AppConfig):
     verbose_name = "Event delivery"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401  (registers the system checks)
+        from services_ai.events import checks  # noqa: F401  (registers the system checks)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.checks import Error, register
 
-from . import conf
+from services_ai.events import conf
 
 QUEUES = ("events", "deliveries")
 

@@ -17,14 +17,14 @@ from pathlib import Path
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
+from plugin_registry.host import PluginHost
+from plugin_registry.host.records import HookFailure, HookOutcome
+from plugin_registry.runtime import get_host
 from services_ai import conf as services_ai_conf
-from services_ai.host import PluginHost
-from services_ai.host.records import HookOutcome
+from services_ai.events import conf
+from services_ai.events.models import Delivery, Event
+from services_ai.events.subscribers import subscribers, why_not_deliverable
 from services_ai.plugins.context import DeliveryInfo, running
-
-from . import conf
-from .models import Delivery, Event
-from .subscribers import subscribers, why_not_deliverable
 
 logger = logging.getLogger("services_ai.events")
 
@@ -50,7 +50,9 @@ def backoff(attempts: int) -> timedelta:
 
 def enqueue_delivery(delivery: Delivery, run_after: datetime | None = None) -> None:
     """Enqueue the task that runs ``delivery`` and remember it (in the caller's transaction)."""
-    from .tasks import deliver
+    # The tasks stay in tasks.py, whose functions call into this module: their import paths
+    # are stored in every queued row (and the reaper looks rows up by them).
+    from services_ai.events.tasks import deliver
 
     task = deliver.using(run_after=run_after) if run_after else deliver
     delivery.task_id = task.enqueue(delivery.pk).id
@@ -127,8 +129,6 @@ def _claim(delivery_id: int, worker_id: str) -> Delivery | str:
 
 def run_delivery(delivery_id: int, *, worker_id: str = "") -> str:
     """Run one delivery now, if it is due; record the outcome and schedule a retry."""
-    from services_ai.host.runtime import get_host
-
     # Build or refresh the host first, outside any delivery's budget: a plugin that imports
     # slowly must not make other plugins' deliveries time out. An import that hangs is caught
     # by the supervisor, which kills a worker whose task runs past ``conf.stale_after()``.
@@ -219,8 +219,6 @@ def _call_plugin(host: PluginHost, delivery: Delivery) -> HookOutcome:
 
 
 def _failed(delivery: Delivery, message: str, traceback_text: str) -> HookOutcome:
-    from services_ai.host.records import HookFailure
-
     failure = HookFailure(delivery.plugin_name, delivery.hook, message, traceback_text)
     return HookOutcome(delivery.plugin_name, delivery.hook, failure=failure)
 

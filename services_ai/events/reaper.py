@@ -21,9 +21,9 @@ from django.db import transaction
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from . import conf
-from .delivery import backoff, enqueue_delivery, fail_attempt
-from .models import Delivery, Event
+from services_ai.events import conf
+from services_ai.events.delivery import backoff, enqueue_delivery, fail_attempt
+from services_ai.events.models import Delivery, Event
 
 logger = logging.getLogger("services_ai.events")
 

@@ -11,10 +11,9 @@ from django.db.models import Count
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from plugin_registry.models import PluginFailure
-
-from . import conf
-from .models import Delivery, Event
+from plugin_registry.registry.models import PluginFailure
+from services_ai.events import conf
+from services_ai.events.models import Delivery, Event
 
 SAMPLE = 10_000  # durations per plugin used for the percentiles
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from plugin_registry.models import Plugin, PluginPermission
+from plugin_registry.registry.models import Plugin, PluginPermission
 from services_ai.plugins.permissions import HOOK_PERMISSIONS
 
 

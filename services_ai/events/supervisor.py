@@ -32,14 +32,14 @@ from django.db import close_old_connections
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
+from plugin_registry.distribution.reconcile import converge
 from services_ai import conf as platform_conf
+from services_ai.events import conf
+from services_ai.events.delivery import plugin_marker
+from services_ai.events.models import Delivery
+from services_ai.events.reaper import abandon_worker, reap_stale
+from services_ai.events.stats import prune
 from services_ai.plugins.markers import ENTRY_POINT_GROUP
-
-from . import conf
-from .delivery import plugin_marker
-from .models import Delivery
-from .reaper import abandon_worker, reap_stale
-from .stats import prune
 
 logger = logging.getLogger("services_ai.worker")
 
@@ -248,8 +248,6 @@ class Supervisor:
 
     def _converge(self) -> None:
         """Follow the database's active plugin environment on this node (several hosts)."""
-        from plugin_registry.environment import converge
-
         try:
             converge(lambda message: logger.info("plugin environment: %s", message), wait=False)
         except Exception:

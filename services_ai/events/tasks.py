@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django_tasks import TaskContext, task
 
-from .delivery import fan_out_event, run_delivery
+from services_ai.events.delivery import fan_out_event, run_delivery
 
 
 @task(takes_context=True, queue_name="events")

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Lead
+from services_ai.leads.models import Lead
 
 
 @admin.register(Lead)

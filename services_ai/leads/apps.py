@@ -7,4 +7,4 @@ class LeadsConfig(AppConfig):
     verbose_name = "Leads"
 
     def ready(self) -> None:
-        from . import signals  # noqa: F401
+        from services_ai.leads import signals  # noqa: F401

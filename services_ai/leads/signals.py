@@ -1,9 +1,8 @@
 from django.db.models.signals import post_save
 from django.dispatch import receiver
 
-from services_ai.events import record_event
-
-from .models import Lead
+from services_ai.events.emit import record_event
+from services_ai.leads.models import Lead
 
 
 @receiver(post_save, sender=Lead, dispatch_uid="services_ai.lead_created")

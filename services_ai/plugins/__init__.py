@@ -10,9 +10,9 @@ Everything a plugin may rely on is exported here; other modules of ``services_ai
 internal and may change without notice.
 """
 
-from . import api
-from .context import DeliveryInfo
-from .exceptions import (
+from services_ai.plugins import api
+from services_ai.plugins.context import DeliveryInfo
+from services_ai.plugins.exceptions import (
     ManifestError,
     NoPluginContext,
     PluginError,
@@ -20,10 +20,10 @@ from .exceptions import (
     PluginPermissionDenied,
     SettingsError,
 )
-from .hookspecs import HOOK_NAMES, SINGLE_PLUGIN_HOOKS
-from .markers import ENTRY_POINT_GROUP, PROJECT_NAME, hookimpl, hookspec
-from .permissions import EXPORT_DATA_TYPES, HOOK_PERMISSIONS, PERMISSIONS
-from .types import (
+from services_ai.plugins.hookspecs import HOOK_NAMES, SINGLE_PLUGIN_HOOKS
+from services_ai.plugins.markers import ENTRY_POINT_GROUP, PROJECT_NAME, hookimpl, hookspec
+from services_ai.plugins.permissions import EXPORT_DATA_TYPES, HOOK_PERMISSIONS, PERMISSIONS
+from services_ai.plugins.types import (
     SNAPSHOT_VERSION,
     BookingSnapshot,
     Export,

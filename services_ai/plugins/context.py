@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-from .exceptions import NoPluginContext
+from services_ai.plugins.exceptions import NoPluginContext
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,8 +9,8 @@ permission the hook needs (see :mod:`services_ai.plugins.permissions`).
 
 from __future__ import annotations
 
-from .markers import hookspec
-from .types import BookingSnapshot, Export, LeadSnapshot, Widget, WidgetContext
+from services_ai.plugins.markers import hookspec
+from services_ai.plugins.types import BookingSnapshot, Export, LeadSnapshot, Widget, WidgetContext
 
 
 @hookspec

@@ -42,7 +42,7 @@ class PluginUnderTest:
     """One plugin registered in a real host, with its registry rows, grants and settings."""
 
     def __init__(self, module: ModuleType, name: str, manifest: dict | None = None) -> None:
-        from plugin_registry.manifest import MANIFEST_NAME, validate_manifest
+        from plugin_registry.registry.manifest import MANIFEST_NAME, validate_manifest
 
         self.module = module
         self.name = name
@@ -56,9 +56,9 @@ class PluginUnderTest:
         self.host: Any = None
 
     def setup(self, grants: Iterable[str], settings: dict[str, Any]) -> PluginUnderTest:
-        from plugin_registry import services
-        from plugin_registry.generation import bump_generation
-        from plugin_registry.models import Plugin, PluginPermission
+        from plugin_registry.registry import actions
+        from plugin_registry.registry.generation import bump_generation
+        from plugin_registry.registry.models import Plugin, PluginPermission
 
         plugin, _ = Plugin.objects.update_or_create(
             name=self.name,
@@ -84,17 +84,17 @@ class PluginUnderTest:
                 defaults={"requested": True, "granted": permission in grants},
             )
         if settings:
-            services.configure(self.name, settings, actor="test")
+            actions.configure(self.name, settings, actor="test")
         try:
-            services.enable(self.name, actor="test")  # refused as the platform refuses it
-        except services.RegistryError as exc:
+            actions.enable(self.name, actor="test")  # refused as the platform refuses it
+        except actions.RegistryError as exc:
             raise AssertionError(str(exc)) from None
         bump_generation()
         return self._rebuild()
 
     def _rebuild(self) -> PluginUnderTest:
-        from plugin_registry.state import load_state
-        from services_ai.host import create_host
+        from plugin_registry.host import create_host
+        from plugin_registry.registry.state import load_state
 
         self.host = create_host(
             load_state(), load_entrypoints=False, plugins=[(self.name, self.module)]
@@ -123,27 +123,27 @@ class PluginUnderTest:
     # -- state ---------------------------------------------------------------------------
 
     def grant(self, *permissions: str) -> None:
-        from plugin_registry import services
+        from plugin_registry.registry import actions
 
         for permission in permissions:
-            services.set_grant(self.name, permission, True, actor="test")
+            actions.set_grant(self.name, permission, True, actor="test")
         self._rebuild()
 
     def revoke(self, *permissions: str) -> None:
-        from plugin_registry import services
+        from plugin_registry.registry import actions
 
         for permission in permissions:
-            services.set_grant(self.name, permission, False, actor="test")
+            actions.set_grant(self.name, permission, False, actor="test")
         self._rebuild()
 
     def configure(self, **settings: Any) -> None:
-        from plugin_registry import services
+        from plugin_registry.registry import actions
 
-        services.configure(self.name, settings, actor="test")
+        actions.configure(self.name, settings, actor="test")
 
     def get_data(self, key: str, default: Any = None) -> Any:
         """What the plugin stored with ``api.set_data(key, ...)``."""
-        from plugin_registry.models import PluginData
+        from plugin_registry.registry.models import PluginData
 
         row = PluginData.objects.filter(plugin_name=self.name, key=key).first()
         return default if row is None else row.value

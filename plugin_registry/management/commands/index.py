@@ -7,10 +7,10 @@ from typing import Any
 
 from django.core.management.base import CommandError
 
-from plugin_registry import index_server
-from plugin_registry.catalogue import inspect_wheel
-from plugin_registry.index import INDEXES, IndexClient, IndexConfig
-from plugin_registry.publishing import CheckFailed, publish
+from plugin_registry.authoring.publishing import CheckFailed, publish
+from plugin_registry.distribution import index_server
+from plugin_registry.distribution.catalogue import inspect_wheel
+from plugin_registry.distribution.index import INDEXES, IndexClient, IndexConfig
 from services_ai.cli import ActionCommand
 
 

@@ -7,9 +7,9 @@ from typing import Any
 
 from django.core.management.base import CommandError
 
-from plugin_registry import authoring
-from plugin_registry.index import INDEXES, IndexClient, IndexConfig
-from plugin_registry.publishing import CheckFailed, checked_wheel, publish
+from plugin_registry.authoring import check as authoring
+from plugin_registry.authoring.publishing import CheckFailed, checked_wheel, publish
+from plugin_registry.distribution.index import INDEXES, IndexClient, IndexConfig
 from services_ai.cli import ActionCommand
 from services_ai.plugins.hookspecs import HOOK_NAMES
 

@@ -9,16 +9,16 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from plugin_registry import services
-from plugin_registry.environment import registry_action
+from plugin_registry.distribution.reconcile import registry_action
 from plugin_registry.management.environment_actions import (
     ENVIRONMENT_ACTIONS,
     EnvironmentActions,
     dumps,
 )
-from plugin_registry.models import Plugin
-from plugin_registry.settings_store import missing_required
-from plugin_registry.sync import SyncReport, installed_plugins
+from plugin_registry.registry import actions
+from plugin_registry.registry.models import Plugin
+from plugin_registry.registry.settings_store import missing_required
+from plugin_registry.registry.sync import SyncReport, installed_plugins
 from services_ai.cli import require_migrated
 
 
@@ -96,7 +96,7 @@ class Command(EnvironmentActions, BaseCommand):
         if action in ENVIRONMENT_ACTIONS or (action == "sync" and options.get("lock")):
             try:
                 getattr(self, f"env_{action.replace('-', '_')}")(**options)
-            except services.RegistryError as exc:
+            except actions.RegistryError as exc:
                 raise CommandError(str(exc)) from None
             return
 
@@ -109,7 +109,7 @@ class Command(EnvironmentActions, BaseCommand):
 
         try:
             registry_action(run, self.stdout.write)
-        except services.RegistryError as exc:
+        except actions.RegistryError as exc:
             raise CommandError(str(exc)) from None
 
     def do_sync(self, **options: Any) -> None:
@@ -178,7 +178,7 @@ class Command(EnvironmentActions, BaseCommand):
         }
 
     def do_enable(self, *, name: str, **options: Any) -> None:
-        plugin = services.enable(name, actor="cli")
+        plugin = actions.enable(name, actor="cli")
         self.stdout.write(self.style.SUCCESS(f"enabled {plugin.name}"))
         ungranted = plugin.permissions.filter(requested=True, granted=False)
         for perm in ungranted.values_list("name", flat=True):
@@ -187,15 +187,15 @@ class Command(EnvironmentActions, BaseCommand):
             )
 
     def do_disable(self, *, name: str, **options: Any) -> None:
-        plugin = services.disable(name, actor="cli")
+        plugin = actions.disable(name, actor="cli")
         self.stdout.write(self.style.SUCCESS(f"disabled {plugin.name}"))
 
     def do_grant(self, *, name: str, permission: str, **options: Any) -> None:
-        services.set_grant(name, permission, True, actor="cli")
+        actions.set_grant(name, permission, True, actor="cli")
         self.stdout.write(self.style.SUCCESS(f"granted {permission} to {name}"))
 
     def do_revoke(self, *, name: str, permission: str, **options: Any) -> None:
-        services.set_grant(name, permission, False, actor="cli")
+        actions.set_grant(name, permission, False, actor="cli")
         self.stdout.write(self.style.SUCCESS(f"revoked {permission} from {name}"))
 
     def do_configure(self, *, name: str, values: list[str], **options: Any) -> None:
@@ -207,7 +207,7 @@ class Command(EnvironmentActions, BaseCommand):
             if value == "-":
                 value = self._read_value(key)
             pairs[key.strip()] = value
-        stored = services.configure(name, pairs, actor="cli")
+        stored = actions.configure(name, pairs, actor="cli")
         self.stdout.write(self.style.SUCCESS(f"configured {name}: {', '.join(stored)}"))
 
     def _read_value(self, key: str) -> str:

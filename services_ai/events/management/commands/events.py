@@ -8,7 +8,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from plugin_registry.models import Plugin
+from plugin_registry.registry.models import Plugin
 from services_ai.cli import require_migrated
 from services_ai.events.delivery import RETRYABLE, retry
 from services_ai.events.models import Delivery

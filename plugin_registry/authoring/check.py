@@ -1,0 +1,646 @@
+"""The plugin author kit: scaffold a project, check a project or wheel, build it.
+
+``services-ai plugin new|check|publish|promote|import-zip`` are thin commands over this module.
+Every problem names the file, what is wrong and how to fix it.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import re
+import shutil
+import subprocess
+import tempfile
+import tomllib
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from plugin_registry.authoring.legacy_zip import LegacyZipError, convert_legacy_zip
+from plugin_registry.distribution.catalogue import (
+    PLATFORM,
+    compatibility,
+    inspect_wheel,
+    platform_version,
+)
+from plugin_registry.distribution.uv import installer_env, json_from_child, uv
+from plugin_registry.errors import RegistryError
+from plugin_registry.host.manager import closest_hook
+from plugin_registry.registry.manifest import MANIFEST_NAME, normalise_manifest
+from services_ai.plugins import hookspecs
+from services_ai.plugins.hookspecs import HOOK_NAMES
+from services_ai.plugins.markers import ENTRY_POINT_GROUP, PROJECT_NAME
+from services_ai.plugins.permissions import HOOK_PERMISSIONS
+
+NAME_RE = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    message: str
+    fix: str
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.message}; {self.fix}"
+
+
+@dataclass
+class CheckReport:
+    name: str = ""
+    version: str = ""
+    problems: list[Problem] = field(default_factory=list)
+    #: Things that work but should change, e.g. an earlier manifest spelling to rename.
+    warnings: list[Problem] = field(default_factory=list)
+
+    def add(self, file: str, message: str, fix: str) -> None:
+        self.problems.append(Problem(file, message, fix))
+
+
+def requirement_range() -> str:
+    """The ``services-ai`` range a new plugin declares: this minor version up to the next major."""
+    version = Version(platform_version())
+    upper = f"{version.major + 1}" if version.major else "1"
+    return f"{PLATFORM}>={version.major}.{version.minor},<{upper}"
+
+
+# -- scaffold ------------------------------------------------------------------------------------
+
+HOOK_BODIES = {
+    "lead_created": 'api.set_data("last_lead_id", lead["id"])',
+    "booking_created": 'api.set_data("last_booking_id", booking["id"])',
+    "booking_updated": (
+        'api.set_data("last_status_change", [previous_state["status"], booking["status"]])'
+    ),
+    "dashboard_widget": (
+        'return {\n        "title": "{title}",\n'
+        '        "html": api.render_template("{package}/widget.html", {"user": context["user"]}),\n'
+        '        "refresh_interval": 60,\n    }'
+    ),
+    "plugin_installed": 'api.set_data("installed", True)',
+    "plugin_uninstalled": 'api.delete_data("installed")',
+    "data_export": (
+        'if data_type != "leads":\n        return None\n'
+        "    leads = api.list_leads(filters)\n"
+        '    return {\n        "format": "{name}-json",\n        "filename": "leads.json",\n'
+        '        "content_type": "application/json",\n'
+        '        "content": json.dumps(leads),\n    }'
+    ),
+    "settings_page": 'return "<p>{title} has no extra settings page yet.</p>"',
+}
+
+TEST_BODIES = {
+    "lead_created": (
+        'plugin.call("lead_created", lead=plugin.make_lead(name="Ada"))\n'
+        '    assert plugin.get_data("last_lead_id") is not None'
+    ),
+    "booking_created": (
+        "booking = plugin.make_booking()\n"
+        '    plugin.call("booking_created", booking=booking)\n'
+        '    assert plugin.get_data("last_booking_id") == booking["id"]'
+    ),
+    "booking_updated": (
+        'booking = plugin.make_booking(status="confirmed")\n'
+        '    before = dict(booking, status="pending")\n'
+        '    plugin.call("booking_updated", booking=booking, previous_state=before)\n'
+        '    assert plugin.get_data("last_status_change") == ["pending", "confirmed"]'
+    ),
+    "dashboard_widget": (
+        'widget = plugin.call("dashboard_widget", context=plugin.widget_context())\n'
+        '    assert widget["title"] == "{title}" and "tester" in widget["html"]'
+    ),
+    "plugin_installed": (
+        'plugin.call("plugin_installed")\n    assert plugin.get_data("installed") is True'
+    ),
+    "plugin_uninstalled": (
+        'plugin.call("plugin_installed")\n    plugin.call("plugin_uninstalled")\n'
+        '    assert plugin.get_data("installed") is None'
+    ),
+    "data_export": (
+        'plugin.make_lead(name="Ada")\n'
+        '    export = plugin.call("data_export", data_type="leads", filters={})\n'
+        '    assert export["format"] == "{name}-json" and "Ada" in export["content"]'
+    ),
+    "settings_page": ('assert "{title}" in plugin.call("settings_page", plugin_id="{name}")'),
+}
+TEST_GRANTS = {"data_export": "read_leads"}
+
+
+def _signature(hook: str) -> str:
+    spec = getattr(hookspecs, hook)
+    parameters = inspect.signature(spec).parameters.values()
+    params = ", ".join(f"{p.name}: {_annotation(p.annotation)}" for p in parameters)
+    returns = _annotation(inspect.signature(spec).return_annotation)
+    return f"def {hook}({params}) -> {returns}:"
+
+
+def _annotation(value: object) -> str:
+    return value if isinstance(value, str) else getattr(value, "__name__", str(value))
+
+
+def scaffold(name: str, hooks: list[str], directory: Path) -> Path:
+    """Write a ready plugin project ``directory/NAME``; return its folder."""
+    name = name.strip()
+    if not NAME_RE.match(name):
+        raise RegistryError(
+            f"{name!r} is not a plugin name: use lower-case letters, digits and single dashes, "
+            "starting with a letter (e.g. lead-notifier)"
+        )
+    unknown = [hook for hook in hooks if hook not in HOOK_NAMES]
+    if unknown:
+        close = closest_hook(unknown[0])
+        hint = f" (did you mean {close!r}?)" if close else ""
+        raise RegistryError(f"unknown hook {unknown[0]!r}{hint}; hooks: {', '.join(HOOK_NAMES)}")
+    hooks = [hook for hook in HOOK_NAMES if hook in hooks] or ["lead_created"]
+    project = directory / name
+    if project.exists():
+        raise RegistryError(f"{project} already exists; choose another name or folder")
+    package = name.replace("-", "_")
+    title = name.replace("-", " ").title()
+    permissions = sorted({HOOK_PERMISSIONS[h] for h in hooks if h in HOOK_PERMISSIONS}
+                         | ({"read_leads"} if "data_export" in hooks else set()))  # fmt: skip
+    fill = {"name": name, "package": package, "title": title}
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=directory))
+    try:
+        pkg = tmp / package
+        (pkg / "templates" / package).mkdir(parents=True)
+        (pkg / "static" / package).mkdir(parents=True)
+        (tmp / "tests").mkdir()
+        (tmp / "pyproject.toml").write_text(_pyproject(name, package, title))
+        (tmp / "README.md").write_text(_readme(name, package, title, hooks))
+        (pkg / "__init__.py").write_text(f'"""The {title} plugin for Services AI."""\n')
+        (pkg / "main.py").write_text(_main_py(hooks, fill))
+        manifest = {
+            "description": f"{title}: a Services AI plugin.",
+            "hook_specs": hooks,
+            "permissions": permissions,
+            "settings": [
+                {
+                    "name": "greeting",
+                    "type": "text",
+                    "label": "Greeting",
+                    "description": "Shown on the plugin's widget.",
+                    "required": False,
+                    "default": "Hello",
+                }
+            ],
+        }
+        (pkg / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
+        (pkg / "templates" / package / "widget.html").write_text(
+            '<p class="greeting">{{ user }}, welcome to ' + title + ".</p>\n"
+        )
+        (pkg / "static" / package / f"{package}.css").write_text(".greeting { margin: 0; }\n")
+        (tmp / "tests" / "test_plugin.py").write_text(_test_py(hooks, fill, permissions))
+        tmp.rename(project)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return project
+
+
+def _pyproject(name: str, package: str, title: str) -> str:
+    return f"""\
+[build-system]
+requires = ["hatchling>=1.26"]
+build-backend = "hatchling.build"
+
+[project]
+name = "{name}"
+version = "0.1.0"
+description = "{title}: a Services AI plugin."
+readme = "README.md"
+requires-python = ">=3.11"
+authors = [{{ name = "Your Name", email = "you@example.com" }}]
+dependencies = ["{requirement_range()}"]
+
+[project.entry-points.{ENTRY_POINT_GROUP}]
+{name} = "{package}.main"
+
+[tool.hatch.build.targets.wheel]
+packages = ["{package}"]
+
+[tool.pytest.ini_options]
+DJANGO_SETTINGS_MODULE = "services_ai.settings"
+addopts = "-p services_ai.testing.pytest_plugin"
+testpaths = ["tests"]
+"""
+
+
+def _main_py(hooks: list[str], fill: dict[str, str]) -> str:
+    imports = ["api", "hookimpl"]
+    types = sorted(
+        {
+            _annotation(p.annotation)
+            for hook in hooks
+            for p in inspect.signature(getattr(hookspecs, hook)).parameters.values()
+        }
+        | {
+            _annotation(inspect.signature(getattr(hookspecs, hook)).return_annotation)
+            for hook in hooks
+        }
+    )
+    types = [t.replace(" | None", "") for t in types]
+    types = sorted({t for t in types if t[0].isupper() and t not in ("None",)})
+    lines = [f'"""Hooks of the {fill["title"]} plugin."""', ""]
+    lines += ["from __future__ import annotations", ""]
+    if "data_export" in hooks:
+        lines += ["import json", ""]
+    lines.append(f"from services_ai.plugins import {', '.join(sorted(imports))}")
+    if types:
+        lines.append(f"from services_ai.plugins.types import {', '.join(types)}")
+    for hook in hooks:
+        doc = (inspect.getdoc(getattr(hookspecs, hook)) or "").splitlines()[0]
+        body = HOOK_BODIES[hook]
+        for key, value in fill.items():
+            body = body.replace("{" + key + "}", value)
+        lines += ["", "", "@hookimpl", _signature(hook), f'    """{doc}"""', f"    {body}"]
+    return "\n".join(lines) + "\n"
+
+
+def _test_py(hooks: list[str], fill: dict[str, str], permissions: list[str]) -> str:
+    lines = [
+        f'"""Tests of the {fill["title"]} plugin against a real plugin host."""',
+        "",
+        "import pytest",
+        "",
+        f"from {fill['package']} import main",
+        "",
+        "",
+        "@pytest.fixture",
+        "def plugin(services_ai_plugin):",
+        f'    return services_ai_plugin(main, "{fill["name"]}", grants={json.dumps(permissions)})',
+    ]
+    for hook in hooks:
+        body = TEST_BODIES[hook]
+        for key, value in fill.items():
+            body = body.replace("{" + key + "}", value)
+        lines += ["", "", f"def test_{hook}(plugin):", f"    {body}"]
+    return "\n".join(lines) + "\n"
+
+
+def _readme(name: str, package: str, title: str, hooks: list[str]) -> str:
+    return f"""\
+# {title}
+
+A Services AI plugin. Hooks: {", ".join(f"`{h}`" for h in hooks)}.
+
+    services-ai plugin check .          # entry point, manifest, hooks, requirement
+    python -m pytest                    # the tests in tests/, against a real plugin host
+    services-ai plugin publish .        # check, build and upload to the dev index
+    services-ai plugin promote {name}==0.1.0   # once tried: copy it to the stable index
+    services-ai plugins install {name}  # what admins do: install from the stable index
+
+The code is in `{package}/main.py`, what the plugin asks for in `{package}/manifest.json`,
+templates in `{package}/templates/{package}/` and static files in `{package}/static/{package}/`.
+"""
+
+
+# -- check ---------------------------------------------------------------------------------------
+
+
+def check_path(path: Path) -> CheckReport:
+    """Check a plugin project folder, a wheel or a legacy ZIP; every problem says file and fix.
+
+    A project is built into a wheel first and the wheel is checked, so what is checked is what
+    would be published (dynamic versions, package data and all); files are named as they are in
+    the project.
+    """
+    if path.is_dir():
+        return _check_project(path.resolve())
+    if path.suffix == ".whl" and path.is_file():
+        return check_wheel(path)
+    if path.suffix == ".zip" and path.is_file():
+        with tempfile.TemporaryDirectory(prefix="plugin-check-zip-") as tmp:
+            try:
+                wheel = convert_legacy_zip(path, Path(tmp))
+            except LegacyZipError as exc:
+                report = CheckReport()
+                report.add(path.name, exc.problem, "then check it again")
+                return report
+            return check_wheel(wheel)
+    report = CheckReport()
+    report.add(
+        str(path),
+        "not a plugin project folder, a .whl file or a legacy plugin .zip",
+        "give one of those",
+    )
+    return report
+
+
+def _check_project(root: Path) -> CheckReport:
+    report = check_pyproject(root)
+    if report.problems:
+        return report
+    with tempfile.TemporaryDirectory(prefix="plugin-check-build-") as tmp:
+        try:
+            wheel = build(root, Path(tmp))
+        except RegistryError as exc:
+            report.add("pyproject.toml", str(exc), "fix the project so that it builds")
+            return report
+        return check_wheel(wheel, project=root, source_root=source_root_of(root))
+
+
+def source_root_of(project: Path) -> Path:
+    """Where a project keeps its packages: ``src/`` when it has one, else the project folder."""
+    return project / "src" if (project / "src").is_dir() else project
+
+
+def check_pyproject(root: Path) -> CheckReport:
+    """What can be told from pyproject.toml alone, with better messages than a failed build."""
+    report = CheckReport()
+    pyproject = root / "pyproject.toml"
+    try:
+        data = tomllib.loads(pyproject.read_text())
+    except FileNotFoundError:
+        report.add("pyproject.toml", "missing", "create one (`services-ai plugin new` writes one)")
+        return report
+    except tomllib.TOMLDecodeError as exc:
+        report.add("pyproject.toml", f"not valid TOML ({exc})", "fix the syntax")
+        return report
+    project = data.get("project", {})
+    dynamic = set(project.get("dynamic", []))
+    report.name = canonicalize_name(str(project.get("name", "")))
+    if not report.name:
+        report.add("pyproject.toml", "[project] has no name", 'add name = "your-plugin"')
+    if "version" not in dynamic:
+        report.version = str(project.get("version", ""))
+        try:
+            Version(report.version)
+        except InvalidVersion:
+            report.add(
+                "pyproject.toml", f"version {report.version!r} is not a PEP 440 version",
+                'use e.g. version = "0.1.0"',
+            )  # fmt: skip
+    if "dependencies" not in dynamic:
+        _check_requirements(
+            report, "pyproject.toml", [str(r) for r in project.get("dependencies", [])]
+        )
+    if "entry-points" not in dynamic:
+        eps = project.get("entry-points", {}).get(ENTRY_POINT_GROUP, {})
+        if len(eps) != 1:
+            what = "no entry point" if not eps else f"{len(eps)} entry points"
+            report.add(
+                "pyproject.toml",
+                f"{what} in group {ENTRY_POINT_GROUP!r}",
+                f"declare exactly one: [project.entry-points.{ENTRY_POINT_GROUP}] "
+                f'{report.name or "your-plugin"} = "your_plugin.main"',
+            )
+    return report
+
+
+def check_wheel(
+    wheel: Path, *, project: Path | None = None, source_root: Path | None = None
+) -> CheckReport:
+    """Check a wheel; with ``project``, name files as they are in that project's sources."""
+    report = CheckReport()
+    label = wheel.name if project is None else ""
+    meta_file = f"{wheel.name} (METADATA)" if project is None else "pyproject.toml"
+    try:
+        info = inspect_wheel(wheel.read_bytes(), wheel.name)
+    except RegistryError as exc:
+        report.add(wheel.name, str(exc), "build the project into a wheel")
+        return report
+    report.name, report.version = info.metadata.name, info.metadata.version
+    _check_requirements(report, meta_file, info.requires_dist)
+    if not info.is_plugin:
+        report.add(
+            f"{wheel.name} (entry_points.txt)" if project is None else "pyproject.toml",
+            f"no entry point in group {ENTRY_POINT_GROUP!r}",
+            "declare one in pyproject.toml and build again",
+        )
+        return report
+    with tempfile.TemporaryDirectory(prefix="plugin-check-") as tmp:
+        with zipfile.ZipFile(wheel) as archive:
+            for member in archive.namelist():
+                target = (Path(tmp) / member).resolve()
+                if not target.is_relative_to(Path(tmp).resolve()):
+                    report.add(wheel.name, f"unsafe path {member!r}", "build the wheel normally")
+                    return report
+            archive.extractall(tmp)
+        meta = {
+            "name": info.metadata.name,
+            "version": info.metadata.version,
+            "author": info.metadata.author,
+            "email": info.metadata.author_email,
+            "summary": info.metadata.summary,
+            "depends": _dependencies(info.requires_dist),
+        }
+        extracted = Path(tmp).resolve()
+        if project is None:
+            shown_as = _Shown(extracted, extracted, Path(), f"{label}: ")
+        else:
+            assert source_root is not None
+            shown_as = _Shown(extracted, project, source_root.relative_to(project), "")
+        _check_code(report, extracted, info.metadata.entry_point, meta, shown_as)
+    return report
+
+
+@dataclass(frozen=True)
+class _Shown:
+    """How a file of the extracted wheel is named in a problem: as the project has it."""
+
+    extracted: Path
+    project: Path
+    source_prefix: Path
+    prefix: str
+
+    def __call__(self, path: Path) -> str:
+        path = Path(path)
+        if path.is_relative_to(self.extracted):
+            return self.prefix + str(self.source_prefix / path.relative_to(self.extracted))
+        if path.is_relative_to(self.project):
+            return self.prefix + str(path.relative_to(self.project))
+        return self.prefix + str(path)
+
+
+def _dependencies(requirements: list[str]) -> list[str]:
+    """The requirements other than the platform's own (which the check has installed)."""
+    found = []
+    for line in requirements:
+        try:
+            requirement = Requirement(line)
+        except InvalidRequirement:
+            continue
+        if canonicalize_name(requirement.name) != PLATFORM:
+            found.append(line)
+    return found
+
+
+def _check_requirements(report: CheckReport, file: str, requirements: list[str]) -> None:
+    ours = []
+    for line in requirements:
+        try:
+            requirement = Requirement(line)
+        except InvalidRequirement as exc:
+            report.add(file, f"invalid requirement {line!r} ({exc})", "fix its syntax")
+            continue
+        if canonicalize_name(requirement.name) == PLATFORM:
+            ours.append(line)
+    if not ours:
+        report.add(
+            file,
+            f"no {PLATFORM} requirement: the catalogue cannot tell which platforms it runs on",
+            f'add "{requirement_range()}" to the dependencies',
+        )
+        return
+    compatible, why, _ = compatibility(ours, "")
+    if not compatible:
+        report.add(file, why, f'widen the range, e.g. "{requirement_range()}"')
+
+
+def _check_code(
+    report: CheckReport, source_root: Path, module: str, meta: dict, shown: _Shown
+) -> None:
+    """Read the manifest, then import the entry-point module in a throwaway process."""
+    package = module.split(".")[0].split(":")[0]
+    module_file = source_root / Path(*module.split(":")[0].split("."))
+    module_file = module_file.with_suffix(".py") if module_file.with_suffix(".py").exists() else (
+        module_file / "__init__.py"
+    )  # fmt: skip
+    if not module_file.exists():
+        report.add(
+            shown(source_root / package),
+            f"the entry-point module {module!r} does not exist",
+            f"create {package}/{module.split('.')[-1]}.py or fix the entry point",
+        )
+        return
+    manifest_file = source_root / package / MANIFEST_NAME
+    manifest: dict = {}
+    try:
+        manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        report.add(shown(manifest_file), "missing", f"ship {MANIFEST_NAME} in package {package!r}")
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        report.add(shown(manifest_file), f"not valid JSON ({exc})", "fix the syntax")
+    for rename in normalise_manifest(manifest)[1]:
+        report.warnings.append(
+            Problem(shown(manifest_file), f"{rename.field}: {rename.message}", rename.fix)
+        )
+    for where, message, fix, *severity in _inspect_in_child(source_root, module, manifest, meta):
+        if where == "manifest":
+            file = shown(manifest_file)
+        elif where.startswith("/"):
+            path, _, line = where.rpartition(":")
+            file = f"{shown(Path(path))}:{line}" if path else shown(Path(where))
+        else:
+            file = shown.prefix + where
+        found = report.warnings if severity == ["warning"] else report.problems
+        found.append(Problem(file, message, fix))
+
+
+def _inspect_in_child(source_root: Path, module: str, manifest: dict, meta: dict) -> list:
+    """Import the module in a child Python; return (file, message, fix) triples."""
+    payload = json.dumps(
+        {
+            "root": str(source_root),
+            "module": module,
+            "manifest": manifest,
+            "meta": meta,
+            "depends": meta.get("depends", []),
+        }
+    )
+    try:
+        found = json_from_child(
+            [str(Path(__file__).with_name("probe.py"))], input=payload, timeout=120
+        )
+    except RegistryError as exc:
+        return [("", f"checking the code failed: {exc}", "see above")]
+    return [tuple(item) for item in found]
+
+
+def hook_problems(module_obj: object, manifest: dict) -> list[tuple[str, str, str]]:
+    """Compare a plugin module's hook implementations with the hookspecs and its manifest."""
+    problems: list[tuple[str, str, str]] = []
+    implemented: dict[str, object] = {}
+    marker = f"{PROJECT_NAME}_impl"
+    for attr in sorted(dir(module_obj)):
+        obj = getattr(module_obj, attr, None)
+        opts = getattr(obj, marker, None)
+        if not callable(obj) or not isinstance(opts, dict):
+            continue
+        hook = opts.get("specname") or attr
+        where = _where(obj)
+        if opts.get("hookwrapper") or opts.get("wrapper"):
+            problems.append((where, f"{hook}: hook wrappers are not supported", "remove wrapper="))
+        if hook not in HOOK_NAMES:
+            close = closest_hook(hook)
+            fix = f"rename it to {close!r}" if close else f"use one of {', '.join(HOOK_NAMES)}"
+            problems.append((where, f"@hookimpl {hook!r} is not a hook", fix))
+            continue
+        implemented[hook] = obj
+        spec_args = list(inspect.signature(getattr(hookspecs, hook)).parameters)
+        try:
+            impl_args = list(inspect.signature(obj).parameters)
+        except (TypeError, ValueError):
+            continue
+        extra = [arg for arg in impl_args if arg not in spec_args]
+        if extra:
+            problems.append(
+                (
+                    where,
+                    f"{hook}({', '.join(impl_args)}): {', '.join(map(repr, extra))} is not an "
+                    f"argument of the hook {hook}({', '.join(spec_args)})",
+                    f"use only the hook's argument names ({', '.join(spec_args)})",
+                )
+            )
+    declared = manifest.get("hook_specs", []) if isinstance(manifest, dict) else []
+    declared = declared if isinstance(declared, list) else []
+    for hook in sorted(set(implemented) - set(declared)):
+        problems.append(
+            ("manifest", f"hook_specs misses {hook!r}, which the module implements", "add it")
+        )
+    for hook in sorted(set(declared) - set(implemented)):
+        if isinstance(hook, str) and hook in HOOK_NAMES:
+            problems.append(
+                (
+                    "manifest",
+                    f"hook_specs lists {hook!r}, which the entry-point module does not implement",
+                    "implement it with @hookimpl or remove it from hook_specs",
+                )
+            )
+    permissions = manifest.get("permissions", []) if isinstance(manifest, dict) else []
+    for hook in sorted(implemented):
+        needed = HOOK_PERMISSIONS.get(hook)
+        if needed and isinstance(permissions, list) and needed not in permissions:
+            problems.append(
+                (
+                    "manifest",
+                    f"permissions lacks {needed!r}, without which {hook} is never called",
+                    f"add {needed!r} to permissions",
+                )
+            )
+    return problems
+
+
+def _where(obj: object) -> str:
+    try:
+        file = inspect.getsourcefile(obj)  # type: ignore[arg-type]
+        line = inspect.getsourcelines(obj)[1]  # type: ignore[arg-type]
+    except (OSError, TypeError):
+        return "(module)"
+    return f"{file}:{line}"
+
+
+# -- build ---------------------------------------------------------------------------------------
+
+
+def build(project: Path, outdir: Path) -> Path:
+    """Build a project into a wheel with ``uv build`` (an isolated build); return the wheel."""
+    outdir.mkdir(parents=True, exist_ok=True)
+    before = set(outdir.glob("*.whl"))
+    result = subprocess.run(
+        [uv(), "build", "--no-config", "--wheel", "--quiet", "--out-dir", str(outdir),
+         str(project)],
+        env=installer_env(), capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    if result.returncode:
+        raise RegistryError(f"building {project} failed:\n{result.stderr.strip()[-3000:]}")
+    built = sorted(set(outdir.glob("*.whl")) - before) or sorted(outdir.glob("*.whl"))
+    if not built:
+        raise RegistryError(f"building {project} produced no wheel")
+    return built[-1]

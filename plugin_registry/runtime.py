@@ -1,0 +1,161 @@
+"""The process's host, kept in step with the registry in the database.
+
+Nothing is loaded at import time. The first hook call builds the host; every later call first
+compares the registry generation (one small query) and applies a newer snapshot, so enabling,
+disabling, granting and revoking take effect on the next hook call in every process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterator
+
+from plugin_registry.host.manager import PluginHost, create_host
+from plugin_registry.host.records import HookFailure
+from plugin_registry.registry.generation import current_generation
+from plugin_registry.registry.models import Plugin, PluginFailure
+from plugin_registry.registry.signals import installed_hook_due
+from plugin_registry.registry.state import load_state
+from services_ai import conf
+
+Say = Callable[[str], None]
+
+logger = logging.getLogger("plugin_registry.host")
+
+_lock = threading.Lock()
+_host: PluginHost | None = None
+
+
+def _record_failure(failure: HookFailure) -> None:
+    PluginFailure.objects.create(
+        plugin_name=failure.plugin,
+        hook=failure.hook,
+        message=failure.message[:5000],
+        traceback=failure.traceback[-20000:],
+    )
+
+
+def _record_load_failures(host: PluginHost) -> None:
+    for name, failure in host.load_failures.items():
+        updated = Plugin.objects.filter(name=name).exclude(load_error=str(failure))
+        if updated.update(load_error=str(failure)):
+            PluginFailure.objects.create(
+                plugin_name=name,
+                hook=f"<load:{failure.stage}>",
+                message=failure.message[:5000],
+                traceback=failure.traceback[-20000:],
+            )
+    Plugin.objects.filter(enabled=True).exclude(name__in=host.load_failures).exclude(
+        load_error=""
+    ).update(load_error="")
+
+
+def _environment_switched() -> bool:
+    """Has the managed environment's active generation moved since this process loaded it?"""
+    if conf.GENERATION_ENV in os.environ:  # a process pinned to one generation (its check)
+        return False
+    return conf.active_generation_dir() != conf.loaded_generation()
+
+
+def _follow_active_generation() -> None:
+    """Load plugins from the new active generation from now on; rebuild the host.
+
+    Requests already running keep the plugin objects they hold; the next hook call imports the
+    new code. (The worker supervisor recycles its processes instead.)
+    """
+    global _host
+    old, new = conf.loaded_generation(), conf.active_generation_dir()
+    conf.use_generation(new)
+    _host = None
+    logger.info("plugin environment switched: %s -> %s", old, new)
+
+
+def get_host() -> PluginHost:
+    """Return this process's host, refreshed if the registry changed since it was built."""
+    global _host
+    generation = current_generation()
+    host = _host
+    if _environment_switched():
+        with _lock:
+            if _environment_switched():
+                _follow_active_generation()
+                host = None
+    if host is not None and host.state.generation == generation:
+        return host
+    with _lock:
+        if _host is None:
+            _host = create_host(load_state(), on_failure=_record_failure)
+            logger.info("plugin host built: %s", ", ".join(_host.plugin_names()) or "no plugins")
+        elif _host.state.generation != generation:
+            _host = _host.refreshed(load_state())
+            logger.info(
+                "plugin host refreshed: %s", ", ".join(_host.plugin_names()) or "no plugins"
+            )
+        _record_load_failures(_host)
+        return _host
+
+
+@contextlib.contextmanager
+def switching_environment() -> Iterator[None]:
+    """Hold off every thread's hook calls while this process moves to another generation.
+
+    Threads waiting in :func:`get_host` then see the finished switch, never a half-done one.
+    """
+    global _host
+    with _lock:
+        try:
+            yield
+        finally:
+            _host = None
+
+
+def reset_host() -> None:
+    """Forget this process's host (tests, and after a new environment generation)."""
+    global _host
+    with _lock:
+        _host = None
+
+
+# -- the lifecycle hooks, called on one plugin only ---------------------------------------------
+
+
+def call_lifecycle_hook(name: str, hook: str, say: Say) -> None:
+    """Call ``plugin_installed``/``plugin_uninstalled`` on one enabled plugin only."""
+    plugin = Plugin.objects.filter(name=name).first()
+    if plugin is None or not plugin.enabled:
+        return  # disabled plugins are never imported; it runs at the next enable instead
+    host = get_host()
+    if name not in host.implementers(hook):
+        return  # the plugin does not implement it (or failed to load: recorded by the host)
+    outcome = host.call_one(name, hook)
+    if outcome.failure is not None:
+        say(f"warning: {name}'s {hook} hook failed: {outcome.failure.message}")
+    elif outcome.skipped:
+        say(f"{name}'s {hook} hook was not called: {outcome.skipped}")
+
+
+def mark_installed(name: str, say: Say) -> None:
+    """Note that ``plugin_installed`` is due; call it now if the plugin is enabled."""
+    Plugin.objects.filter(name=name).update(installed_hook_pending=True)
+    plugin = Plugin.objects.filter(name=name).first()
+    if plugin is not None and plugin.enabled:
+        run_installed_hook(name, say)
+
+
+def run_installed_hook(name: str, say: Say | None = None, **signal_kwargs: object) -> None:
+    """Call a newly installed or upgraded plugin's ``plugin_installed`` once, when it is enabled."""
+    if not Plugin.objects.filter(name=name, installed_hook_pending=True).update(
+        installed_hook_pending=False
+    ):
+        return
+    call_lifecycle_hook(name, "plugin_installed", say or (lambda m: logger.warning("%s", m)))
+
+
+def _on_installed_hook_due(sender: object, name: str, **kwargs: object) -> None:
+    run_installed_hook(name)
+
+
+installed_hook_due.connect(_on_installed_hook_due, dispatch_uid="plugin_registry.runtime")
