@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from plugin_registry.authoring.check import check_path, requirement_range, scaffold
+from plugin_registry.authoring.check import check_path, requirement_range
+from plugin_registry.authoring.scaffold import scaffold
 from plugin_registry.errors import RegistryError
 from services_ai.plugins.hookspecs import HOOK_NAMES
 from tests.conftest import SAI
@@ -194,7 +195,7 @@ def test_the_line_of_a_wrong_hook_is_named(project):
 
 
 def test_check_reads_wheels_too(project, tmp_path):
-    from plugin_registry.authoring.check import build
+    from plugin_registry.authoring.build import build
 
     wheel = build(project, tmp_path / "dist")
     assert problems(wheel) == []

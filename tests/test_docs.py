@@ -79,7 +79,7 @@ def test_the_documented_example_plugin_passes_check_and_its_tests():
 
 
 def test_the_documented_example_is_what_plugin_new_writes_today(tmp_path):
-    from plugin_registry.authoring.check import scaffold
+    from plugin_registry.authoring.scaffold import scaffold
 
     fresh = scaffold("hello-plugin", list(HOOK_NAMES), tmp_path)
     files = sorted(p.relative_to(fresh) for p in fresh.rglob("*") if p.is_file())

@@ -13,23 +13,11 @@ Decisions, so that a refusal is never a surprise:
 
 * Wrapping: exactly one extra top folder is accepted (``my-plugin-1.0/my_plugin/...``) when
   it holds nothing but the package folder; deeper nesting is refused.
-* Entry names: backslashes are read as separators (old Windows tools wrote them) and ``.`` and
-  empty components are dropped *before* any check, so ``pkg\\..\\..\\x`` is a zip-slip and
-  ``pkg/./main.py`` duplicates ``pkg/main.py``. Names that differ only in case are duplicates
-  too (they collide on macOS and Windows). Components made only of dots (``..``, ``...``) are
-  refused as zip-slip; so are absolute names (``/x``, ``C:x``, ``C:\\x``).
-* Skipped silently and never read: ``__MACOSX/`` trees, ``.DS_Store``, ``Thumbs.db``,
-  ``desktop.ini`` and ``._*`` files anywhere, ``__pycache__/`` folders, ``*.pyc``/``*.pyo``
-  bytecode, and folder entries (empty folders are not carried over). Any other file outside
-  the package folder is refused.
+* Reading the archive (zip-slip, ZIP bombs, links, duplicates, archiver litter that is
+  skipped): see :mod:`plugin_registry.authoring.archives`. Any file outside the package folder
+  is refused.
 * Inside the package every regular file is carried over as package data, except compiled
   extensions (``.so``, ``.pyd``, ``.dll``, ``.dylib``): the wheel is tagged ``py3-none-any``.
-* ZIP bombs: the central directory is checked first (number of entries, counting folders and
-  skipped entries; each entry's and the total declared uncompressed size; the compression
-  ratio), then every entry carried over is read in 64 KiB chunks and reading stops as soon as
-  the real size passes the declared size or a limit, since headers can lie. The ratio is only
-  checked for entries larger than ``ZipLimits.ratio_min_size`` (1 MiB) uncompressed: small
-  text files legitimately compress better than 100:1.
 * The wheel's ``manifest.json`` keeps the legacy fields, rewritten to what the wheel's metadata
   says: ``name`` becomes the normalised distribution name, ``version`` the normalised PEP 440
   version, ``entry_point`` the module path inside the package (``main`` -> ``my_plugin.main``);
@@ -45,20 +33,10 @@ Decisions, so that a refusal is never a surprise:
 
 from __future__ import annotations
 
-import base64
-import csv
-import hashlib
-import io
 import json
 import keyword
-import os
 import re
-import stat
 import sys
-import tempfile
-import zipfile
-import zlib
-from dataclasses import dataclass
 from email.utils import getaddresses
 from pathlib import Path
 from typing import Any, NoReturn
@@ -66,6 +44,8 @@ from typing import Any, NoReturn
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from plugin_registry.authoring.archives import Entry, SafeZip, ZipLimits
+from plugin_registry.distribution.wheelfile import wheel_contents, wheel_filename, write_wheel
 from plugin_registry.errors import RegistryError
 from plugin_registry.registry.manifest import DEFAULT_ENTRY_POINT, MANIFEST_NAME, validate_manifest
 from plugin_registry.registry.metadata import DistMetadata
@@ -93,15 +73,7 @@ _REQUIRED_FIELDS = ("name", "version")
 _TEXT_FIELDS = ("name", "version", "author", "email", "entry_point", "description")
 
 
-@dataclass(frozen=True)
-class ZipLimits:
-    """What a legacy ZIP may hold; sizes are uncompressed bytes."""
-
-    max_files: int = 2000  # entries in the central directory, folders and skipped ones included
-    max_total_size: int = 50 * MiB
-    max_file_size: int = 10 * MiB
-    max_ratio: float = 100  # uncompressed / compressed size of one entry ...
-    ratio_min_size: int = 1 * MiB  # ... checked only for entries larger than this
+DEFAULT_LIMITS = ZipLimits()
 
 
 class LegacyZipError(RegistryError):
@@ -116,14 +88,8 @@ class LegacyZipError(RegistryError):
         super().__init__(f"{label or self.zip_path.name}: {problem}")
 
 
-@dataclass(frozen=True)
-class _Entry:
-    path: str  # normalised: forward slashes, no '.' or empty components
-    info: zipfile.ZipInfo
-
-
 def convert_legacy_zip(
-    zip_path: Path, outdir: Path, *, limits: ZipLimits = ZipLimits(), label: str = ""
+    zip_path: Path, outdir: Path, *, limits: ZipLimits = DEFAULT_LIMITS, label: str = ""
 ) -> Path:
     """Turn a ZIP in the older plugin layout into a proper wheel in outdir; return the wheel path.
 
@@ -140,141 +106,24 @@ class _Conversion:
         self.limits = limits
         self.label = label
 
+        self.archive = SafeZip(zip_path, limits, self.fail)
+
     def fail(self, problem: str, entry: str = "") -> NoReturn:
         raise LegacyZipError(self.zip_path, problem, entry=entry, label=self.label)
 
     # -- the steps -------------------------------------------------------------------------
 
     def run(self, outdir: Path) -> Path:
-        with self._open() as archive:
-            entries = self._scan(archive)
+        with self.archive.open() as archive:
+            entries = self.archive.scan(archive)
             root, files = self._layout(entries)
             package = root.rsplit("/", 1)[-1]
             self._check_package(root, package, files)
-            contents = self._read(archive, root, files)
+            contents = self.archive.read(archive, root, files)
         manifest, metadata, name = self._manifest(package, contents)
-        wheel_files = self._wheel_files(package, contents, manifest, metadata, name)
-        wheel_name = f"{metadata.name.replace('-', '_')}-{metadata.version}-{WHEEL_TAG}.whl"
-        return self._write(outdir, wheel_name, wheel_files)
+        return self._wheel(outdir, package, contents, manifest, metadata, name)
 
-    def _open(self) -> zipfile.ZipFile:
-        try:
-            return zipfile.ZipFile(self.zip_path)
-        except FileNotFoundError:
-            self.fail("no such file; check the path")
-        except IsADirectoryError:
-            self.fail("is a folder, not a ZIP archive; zip the plugin folder first")
-        except OSError as exc:
-            self.fail(f"cannot read the file ({exc.strerror or exc})")
-        except (zipfile.BadZipFile, EOFError, ValueError) as exc:
-            self.fail(
-                f"not a ZIP archive, or a corrupt one ({exc}); re-create it by zipping the "
-                "plugin package folder"
-            )
-
-    def _scan(self, archive: zipfile.ZipFile) -> list[_Entry]:
-        """Check every entry of the central directory; return the files to consider."""
-        limits = self.limits
-        infos = archive.infolist()
-        if len(infos) > limits.max_files:
-            self.fail(
-                f"holds {len(infos)} entries; at most {limits.max_files} are allowed "
-                "(ZipLimits.max_files)"
-            )
-        seen: dict[str, str] = {}
-        kept: list[_Entry] = []
-        for info in infos:
-            name = info.filename
-            path = self._safe_path(name)
-            if info.flag_bits & 0x1:
-                self.fail(
-                    f"entry {name!r} is encrypted; re-create the ZIP without a password", name
-                )
-            if stat.S_ISLNK(info.external_attr >> 16):
-                self.fail(
-                    f"entry {name!r} is a symbolic link; replace it with the file it points "
-                    "to and re-create the ZIP",
-                    name,
-                )
-            is_dir = name.replace("\\", "/").endswith("/")
-            key = path.casefold() + ("/" if is_dir else "")
-            if key in seen:
-                other = seen[key]
-                also = f" (as {other!r})" if other != name else ""
-                self.fail(
-                    f"entry {name!r} appears more than once{also}; re-create the ZIP so that "
-                    "every file appears once",
-                    name,
-                )
-            seen[key] = name
-            self._check_declared(info)
-            if not is_dir and not _skipped(path):
-                kept.append(_Entry(path, info))
-        total = sum(info.file_size for info in infos)
-        if total > limits.max_total_size:
-            self.fail(
-                f"entries declare {total} bytes uncompressed in total; the limit is "
-                f"{limits.max_total_size} bytes (ZipLimits.max_total_size)"
-            )
-        paths = {entry.path for entry in kept}
-        for entry in kept:
-            parts = entry.path.split("/")
-            for depth in range(1, len(parts)):
-                parent = "/".join(parts[:depth])
-                if parent in paths:
-                    self.fail(
-                        f"entry {parent!r} is both a file and a folder; re-create the ZIP",
-                        parent,
-                    )
-        return kept
-
-    def _safe_path(self, name: str) -> str:
-        if not name:
-            self.fail("an entry has an empty name; re-create the ZIP")
-        if any(ord(char) < 32 or char == "\x7f" for char in name):
-            self.fail(f"entry {name!r} has control characters in its name; rename it", name)
-        raw = name.replace("\\", "/")
-        if raw.startswith("/") or _DRIVE.match(raw):
-            self.fail(
-                f"entry {name!r} has an absolute path; re-create the ZIP with paths relative "
-                "to the folder that holds the plugin package",
-                name,
-            )
-        parts = [part for part in raw.split("/") if part not in ("", ".")]
-        if any(part.rstrip(". ") == "" for part in parts):
-            self.fail(
-                f"entry {name!r} points outside the archive ('..' in its path, a zip-slip); "
-                "re-create the ZIP from the plugin folder",
-                name,
-            )
-        if not parts:
-            self.fail(f"entry {name!r} has no file name; re-create the ZIP", name)
-        return "/".join(parts)
-
-    def _check_declared(self, info: zipfile.ZipInfo) -> None:
-        limits, name = self.limits, info.filename
-        if info.file_size > limits.max_file_size:
-            self.fail(
-                f"entry {name!r} declares {info.file_size} bytes uncompressed; the limit per "
-                f"file is {limits.max_file_size} bytes (ZipLimits.max_file_size)",
-                name,
-            )
-        self._check_ratio(info, info.file_size)
-
-    def _check_ratio(self, info: zipfile.ZipInfo, size: int) -> None:
-        limits = self.limits
-        if size <= limits.ratio_min_size:
-            return
-        ratio = size / max(info.compress_size, 1)
-        if ratio > limits.max_ratio:
-            self.fail(
-                f"entry {info.filename!r} expands {ratio:.0f}:1 ({info.compress_size} -> "
-                f"{size} bytes); the limit is {limits.max_ratio:g}:1 (ZipLimits.max_ratio): "
-                "refusing a likely ZIP bomb",
-                info.filename,
-            )
-
-    def _layout(self, entries: list[_Entry]) -> tuple[str, list[_Entry]]:
+    def _layout(self, entries: list[Entry]) -> tuple[str, list[Entry]]:
         """Return the package folder (with its wrapper folder, if any) and its files."""
         paths = {entry.path for entry in entries}
         example = "e.g. my_plugin/ with __init__.py, main.py and manifest.json"
@@ -325,7 +174,7 @@ class _Conversion:
                 )
         return root, entries
 
-    def _check_package(self, root: str, package: str, files: list[_Entry]) -> None:
+    def _check_package(self, root: str, package: str, files: list[Entry]) -> None:
         if not (package.isascii() and package.isidentifier()) or keyword.iskeyword(package):
             suggestion = re.sub(r"\W", "_", package.lower(), flags=re.ASCII)
             if not suggestion or suggestion[0].isdigit() or keyword.iskeyword(suggestion):
@@ -353,56 +202,6 @@ class _Conversion:
                     "is pure Python: remove it",
                     entry.info.filename,
                 )
-
-    def _read(self, archive: zipfile.ZipFile, root: str, files: list[_Entry]) -> dict[str, bytes]:
-        """Read the package's files (relative paths) in chunks, enforcing the limits."""
-        limits = self.limits
-        contents: dict[str, bytes] = {}
-        total = 0
-        for entry in sorted(files, key=lambda e: e.path):
-            info, name = entry.info, entry.info.filename
-            data = bytearray()
-            try:
-                with archive.open(info) as stream:
-                    while chunk := stream.read(CHUNK_SIZE):
-                        data += chunk
-                        total += len(chunk)
-                        if len(data) > info.file_size:
-                            self.fail(
-                                f"entry {name!r} holds more data than its header declares "
-                                f"({info.file_size} bytes); the ZIP is corrupt or crafted: "
-                                "re-create it",
-                                name,
-                            )
-                        if len(data) > limits.max_file_size:
-                            self.fail(
-                                f"entry {name!r} is larger than {limits.max_file_size} bytes "
-                                "(ZipLimits.max_file_size)",
-                                name,
-                            )
-                        if total > limits.max_total_size:
-                            self.fail(
-                                f"the files hold more than {limits.max_total_size} bytes "
-                                "uncompressed in total (ZipLimits.max_total_size)",
-                                name,
-                            )
-                        self._check_ratio(info, len(data))
-            except NotImplementedError as exc:
-                self.fail(
-                    f"entry {name!r} uses an unsupported compression method ({exc}); "
-                    "re-create the ZIP with deflate",
-                    name,
-                )
-            except (zipfile.BadZipFile, zlib.error, EOFError, ValueError) as exc:
-                self.fail(f"entry {name!r} is corrupt ({exc}); re-create the ZIP", name)
-            if len(data) != info.file_size:
-                self.fail(
-                    f"entry {name!r} holds {len(data)} bytes, its header declares "
-                    f"{info.file_size}; the ZIP is corrupt: re-create it",
-                    name,
-                )
-            contents[entry.path[len(root) + 1 :]] = bytes(data)
-        return contents
 
     def _manifest(
         self, package: str, contents: dict[str, bytes]
@@ -532,18 +331,10 @@ class _Conversion:
 
     # -- the wheel -------------------------------------------------------------------------
 
-    def _wheel_files(
-        self,
-        package: str,
-        contents: dict[str, bytes],
-        manifest: dict[str, Any],
-        metadata: DistMetadata,
-        name: str,
-    ) -> list[tuple[str, bytes]]:
-        dist_info = f"{metadata.name.replace('-', '_')}-{metadata.version}.dist-info"
+    def _wheel(self, outdir: Path, package: str, contents: dict[str, bytes],
+               manifest: dict[str, Any], metadata: DistMetadata, name: str) -> Path:  # fmt: skip
         files = dict(contents)
         files[MANIFEST_NAME] = (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode()
-        out = [(f"{package}/{path}", data) for path, data in sorted(files.items())]
         lines = [
             "Metadata-Version: 2.1",
             f"Name: {name}",
@@ -556,65 +347,19 @@ class _Conversion:
         if metadata.author_email:
             lines.append(f"Author-email: {_author_email(metadata.author, metadata.author_email)}")
         lines += [f"Requires-Python: {REQUIRES_PYTHON}", f"Requires-Dist: {PLATFORM_REQUIREMENT}"]
-        wheel = [
-            "Wheel-Version: 1.0",
-            f"Generator: {GENERATOR}",
-            "Root-Is-Purelib: true",
-            f"Tag: {WHEEL_TAG}",
-        ]
-        entry_points = f"[{ENTRY_POINT_GROUP}]\n{metadata.name} = {metadata.entry_point}\n"
-        out += [
-            (f"{dist_info}/METADATA", ("\n".join(lines) + "\n").encode()),
-            (f"{dist_info}/WHEEL", ("\n".join(wheel) + "\n").encode()),
-            (f"{dist_info}/entry_points.txt", entry_points.encode()),
-        ]
-        record = io.StringIO()
-        writer = csv.writer(record, lineterminator="\n")
-        for path, data in out:
-            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
-            writer.writerow([path, f"sha256={digest.decode()}", len(data)])
-        writer.writerow([f"{dist_info}/RECORD", "", ""])
-        out.append((f"{dist_info}/RECORD", record.getvalue().encode()))
-        return out
-
-    def _write(self, outdir: Path, wheel_name: str, files: list[tuple[str, bytes]]) -> Path:
-        target = outdir / wheel_name
-        temporary = None
+        members = wheel_contents(
+            metadata.name,
+            metadata.version,
+            [(f"{package}/{path}", data) for path, data in sorted(files.items())],
+            metadata="\n".join(lines) + "\n",
+            generator=GENERATOR,
+            entry_points=f"[{ENTRY_POINT_GROUP}]\n{metadata.name} = {metadata.entry_point}\n",
+        )
+        target = outdir / wheel_filename(metadata.name, metadata.version)
         try:
-            outdir.mkdir(parents=True, exist_ok=True)
-            handle, temporary = tempfile.mkstemp(
-                prefix=f".{wheel_name}.", suffix=".part", dir=outdir
-            )
-            with os.fdopen(handle, "wb") as stream, zipfile.ZipFile(stream, "w") as wheel:
-                for path, data in files:
-                    info = zipfile.ZipInfo(path, date_time=_ZIP_EPOCH)
-                    info.external_attr = (stat.S_IFREG | 0o644) << 16
-                    info.compress_type = zipfile.ZIP_DEFLATED
-                    wheel.writestr(info, data)
-            os.chmod(temporary, 0o644)
-            os.replace(temporary, target)
+            return write_wheel(target, members)
         except OSError as exc:
-            if temporary is not None:
-                Path(temporary).unlink(missing_ok=True)
             self.fail(f"cannot write {target} ({exc.strerror or exc}); check {outdir}")
-        except BaseException:
-            if temporary is not None:
-                Path(temporary).unlink(missing_ok=True)
-            raise
-        return target
-
-
-def _skipped(path: str) -> bool:
-    """Entries that archivers add and a plugin never needs: skipped, never read."""
-    parts = path.split("/")
-    last = parts[-1]
-    return (
-        parts[0] == "__MACOSX"
-        or "__pycache__" in parts
-        or last in _JUNK_NAMES
-        or last.startswith("._")
-        or last.endswith((".pyc", ".pyo"))
-    )
 
 
 def _author_email(author: str, email: str) -> str:

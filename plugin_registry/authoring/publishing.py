@@ -15,10 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from plugin_registry.authoring.build import build
 from plugin_registry.authoring.check import (
     CheckReport,
     Problem,
-    build,
     check_pyproject,
     check_wheel,
     source_root_of,

@@ -9,12 +9,12 @@ import logging
 import os
 import shutil
 import sys
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
+from plugin_registry.distribution.wheelfile import wheel_contents, wheel_filename, write_wheel
 from services_ai import conf
 
 logger = logging.getLogger(__name__)
@@ -68,19 +68,9 @@ def host_wheels() -> tuple[Path, Path]:
         if not name or name in seen:
             continue
         seen.add(name)
-        stem = f"{name.replace('-', '_')}-{dist.version}"
-        info = f"{stem}.dist-info"
         metadata = dist.read_text("METADATA") or f"Metadata-Version: 2.1\nName: {name}\n"
-        with zipfile.ZipFile(tmp / f"{stem}-py3-none-any.whl", "w") as wheel:
-            wheel.writestr(f"{info}/METADATA", metadata)
-            wheel.writestr(
-                f"{info}/WHEEL",
-                "Wheel-Version: 1.0\nGenerator: services-ai\nRoot-Is-Purelib: true\n"
-                "Tag: py3-none-any\n",
-            )
-            wheel.writestr(
-                f"{info}/RECORD", f"{info}/METADATA,,\n{info}/WHEEL,,\n{info}/RECORD,,\n"
-            )
+        members = wheel_contents(name, dist.version, [], metadata=metadata, generator="services-ai")
+        write_wheel(tmp / wheel_filename(name, dist.version), members)
     (tmp / "constraints.txt").write_text("".join(f"{n}=={v}\n" for n, v in sorted(host.items())))
     try:
         tmp.rename(folder)

@@ -22,7 +22,7 @@ import pluggy
 from packaging.utils import canonicalize_name
 
 from plugin_registry.host.records import HookFailure, HookOutcome, HookStats, LoadFailure
-from plugin_registry.host.state import RegistryState
+from plugin_registry.host.state import Ineligible, RegistryState
 from services_ai.plugins import hookspecs
 from services_ai.plugins.context import PluginCall, running
 from services_ai.plugins.exceptions import PluginLoadError
@@ -264,9 +264,9 @@ class PluginHost:
         # pluggy's call order: the last registered first, tryfirst/trylast respected.
         for impl in reversed(caller.get_hookimpls()):
             name = impl.plugin_name
-            granted = self.state.granted(name)
-            if permission is not None and permission not in granted:
+            if self.state.why_not(name, hook, permission) is not None:
                 continue
+            granted = self.state.granted(name)
             stats = self._stats.setdefault((name, hook), HookStats())
             call = PluginCall(plugin=name, granted=granted)
             argnames = tuple(impl.argnames)
@@ -317,13 +317,16 @@ class PluginHost:
     def call_one(self, plugin: str, hook: str, /, **kwargs: Any) -> HookOutcome:
         """Call ``hook`` on the named plugin only; never broadcast."""
         permission = permission_for_call(hook, kwargs)
-        if plugin not in self.state.enabled or not self.pm.has_plugin(plugin):
+        reason = self.state.why_not(plugin, hook, permission)
+        if reason in (Ineligible.NOT_INSTALLED, Ineligible.NOT_ENABLED) or not self.pm.has_plugin(
+            plugin
+        ):
             return HookOutcome(plugin, hook, skipped="plugin is not enabled or not loaded")
+        if reason is Ineligible.NOT_GRANTED:
+            return HookOutcome(plugin, hook, skipped=f"permission {permission!r} not granted")
         for impl in self._implementations(hook, None):
             if impl.plugin != plugin:
                 continue
-            if permission is not None and permission not in impl.call.granted:
-                return HookOutcome(plugin, hook, skipped=f"permission {permission!r} not granted")
             outer = running.call
             running.call = impl.call
             start = perf_counter_ns()

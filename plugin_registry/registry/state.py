@@ -3,26 +3,41 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 
 from plugin_registry.host import RegistryState
 from plugin_registry.registry.generation import current_generation
 from plugin_registry.registry.models import Plugin, PluginPermission
 
 
-def load_state() -> RegistryState:
-    """Return which plugins are enabled and what each is granted, at the current generation."""
-    generation = current_generation()
-    plugins = Plugin.objects.filter(enabled=True, installed=True).only("name", "manifest")
-    declared = {plugin.name: frozenset(plugin.hooks) for plugin in plugins}
-    enabled = frozenset(declared)
+def load_state(
+    names: Iterable[str] | None = None, *, with_generation: bool = True
+) -> RegistryState:
+    """Return which plugins are installed and enabled and what each is granted.
+
+    ``names`` limits the snapshot to those plugins (a delivery re-checks one); without
+    ``with_generation`` the snapshot's generation is 0 (it is not for a host).
+    A plugin whose manifest is invalid counts as not enabled: it receives nothing.
+    """
+    generation = current_generation() if with_generation else 0
+    plugins = Plugin.objects.filter(installed=True)
+    if names is not None:
+        plugins = plugins.filter(name__in=list(names))
+    installed: set[str] = set()
+    declared: dict[str, frozenset[str]] = {}
+    for plugin in plugins.only("name", "enabled", "manifest", "manifest_error"):
+        installed.add(plugin.name)
+        if plugin.enabled and not plugin.manifest_error:
+            declared[plugin.name] = frozenset(plugin.hooks)
     grants: dict[str, set[str]] = defaultdict(set)
-    for plugin, perm in PluginPermission.objects.filter(
-        granted=True, requested=True, plugin__name__in=enabled
+    for plugin_name, perm in PluginPermission.objects.filter(
+        granted=True, requested=True, plugin__name__in=list(declared)
     ).values_list("plugin__name", "name"):
-        grants[plugin].add(perm)
+        grants[plugin_name].add(perm)
     return RegistryState(
         generation=generation,
-        enabled=enabled,
+        enabled=frozenset(declared),
         grants={name: frozenset(perms) for name, perms in grants.items()},
         declared_hooks=declared,
+        installed=frozenset(installed),
     )

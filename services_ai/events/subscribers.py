@@ -1,35 +1,32 @@
-"""Which plugins an event goes to, and whether a delivery may still run."""
+"""Which plugins an event goes to, and whether a delivery may still run.
+
+Both ask the registry's one policy (``RegistryState.why_not``); this module only phrases the
+answer for the moment of a delivery.
+"""
 
 from __future__ import annotations
 
-from plugin_registry.registry.models import Plugin, PluginPermission
+from plugin_registry.host.state import Ineligible
+from plugin_registry.registry.state import load_state
 from services_ai.plugins.permissions import HOOK_PERMISSIONS
 
 
 def subscribers(hook: str) -> list[str]:
     """Return the enabled plugins whose manifest lists ``hook`` and that hold its permission."""
-    plugins = Plugin.objects.filter(enabled=True, installed=True, manifest_error="")
-    names = [p.name for p in plugins.only("name", "manifest") if hook in p.hooks]
+    state = load_state(with_generation=False)
     permission = HOOK_PERMISSIONS.get(hook)
-    if permission is None or not names:
-        return sorted(names)
-    granted = PluginPermission.objects.filter(
-        plugin__name__in=names, name=permission, granted=True, requested=True
-    ).values_list("plugin__name", flat=True)
-    return sorted(granted)
+    return sorted(name for name in state.enabled if state.why_not(name, hook, permission) is None)
 
 
 def why_not_deliverable(plugin_name: str, hook: str) -> str:
     """Return why a delivery must be skipped now (disabled, uninstalled, revoked), or ''."""
-    plugin = Plugin.objects.filter(name=plugin_name).values("installed", "enabled").first()
-    if plugin is None or not plugin["installed"]:
-        return "plugin is not installed"
-    if not plugin["enabled"]:
-        return "plugin was disabled after the event"
     permission = HOOK_PERMISSIONS.get(hook)
-    granted = PluginPermission.objects.filter(
-        plugin__name=plugin_name, name=permission, granted=True, requested=True
-    )
-    if permission and not granted.exists():
-        return f"permission {permission!r} was revoked after the event"
-    return ""
+    reason = load_state([plugin_name], with_generation=False).why_not(plugin_name, hook, permission)
+    if reason is None:
+        return ""
+    return {
+        Ineligible.NOT_INSTALLED: "plugin is not installed",
+        Ineligible.NOT_ENABLED: "plugin was disabled after the event",
+        Ineligible.NOT_SUBSCRIBED: f"its hook_specs no longer list {hook!r}",
+        Ineligible.NOT_GRANTED: f"permission {permission!r} was revoked after the event",
+    }[reason]
