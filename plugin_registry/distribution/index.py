@@ -271,12 +271,21 @@ class IndexClient:
         except OSError as exc:
             raise RegistryError(f"{wheel}: cannot read it ({exc.strerror})") from None
         metadata = open_wheel(content, wheel.name)[1].metadata
+        digest = hashlib.sha256(content).hexdigest()
+        # Whether the very file is there already, from the index's listing (devpi answers 200
+        # to an identical re-upload too, saying so only in prose).
+        try:
+            listed = {f.filename: f.sha256 for f in self.files(metadata["Name"], index)}
+        except UnknownProject:
+            listed = {}
+        if listed.get(wheel.name) == digest:
+            return "already there"
         fields: list[tuple[str, str]] = [
             (":action", "file_upload"),
             ("protocol_version", "1"),
             ("filetype", "bdist_wheel"),
             ("pyversion", "py3"),
-            ("sha256_digest", hashlib.sha256(content).hexdigest()),
+            ("sha256_digest", digest),
         ]
         for key in ("Name", "Version", "Summary", "Author", "Author-email", "Requires-Python"):
             if metadata.get(key):
@@ -288,8 +297,6 @@ class IndexClient:
             url, method="POST", data=body, headers={"Content-Type": content_type}, auth=True
         )
         text = answer.decode(errors="replace")
-        if status == 200 and "identical file" in text:
-            return "already there"
         if status == 200:
             return "uploaded"
         if status == 409:
