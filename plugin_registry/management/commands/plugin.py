@@ -7,9 +7,9 @@ from typing import Any
 
 from django.core.management.base import CommandError
 
-from plugin_registry.authoring import check
-from plugin_registry.check.publishing import CheckFailed, checked_wheel, publish
-from plugin_registry.check.scaffold import scaffold
+from plugin_registry.authoring.check import Problem, check_path
+from plugin_registry.authoring.publishing import CheckFailed, checked_wheel, publish
+from plugin_registry.authoring.scaffold import scaffold
 from plugin_registry.distribution.index import INDEXES, IndexClient, IndexConfig
 from services_ai.cli import ActionCommand
 from services_ai.plugins.hookspecs import HOOK_NAMES
@@ -51,12 +51,12 @@ class Command(ActionCommand):
         self.say(f"created {project}")
         self.say(f"next: cd {project} && services-ai plugin check . && python -m pytest")
 
-    def warn(self, warnings: list[check.Problem]) -> None:
+    def warn(self, warnings: list[Problem]) -> None:
         for warning in warnings:
             self.stderr.write(f"warning: {warning}")
 
     def do_check(self, path: Path, **options: Any) -> None:
-        report = check.check_path(path)
+        report = check_path(path)
         self.warn(report.warnings)
         for problem in report.problems:
             self.stderr.write(str(problem))
