@@ -3,9 +3,12 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import signal
 import site
 import subprocess
 import sys
+import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +27,64 @@ from tests.plugin_projects import (
 )
 
 EXAMPLE_NAMES = ("lead-scorer", "booking-widget", "crm-sync")
+
+# Every process the tests start inherits this mark, so the session can tell at its end whether
+# one of them outlived it (an orphaned devpi-server, worker or web server).
+SESSION_MARK = "SERVICES_AI_TEST_SESSION"
+LEFTOVER_GRACE = 10.0  # seconds a process may take to exit after the test that stopped it
+
+
+def pytest_configure(config) -> None:
+    os.environ.setdefault(SESSION_MARK, uuid.uuid4().hex)
+
+
+def pytest_report_header(config) -> str:
+    from django.db import connection
+
+    return f"database: {connection.vendor} ({connection.settings_dict['NAME']})"
+
+
+def marked_processes(mark: str) -> list[tuple[int, str]]:
+    """Return (pid, command line) of every other process that carries the session's mark."""
+    found = []
+    needle = f"{SESSION_MARK}={mark}".encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if needle not in (entry / "environ").read_bytes().split(b"\0"):
+                continue
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+        if state != "Z":
+            found.append((int(entry.name), command.strip()))
+    return found
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    """Fail the run if a process the tests started is still alive; then stop it."""
+    mark = os.environ.get(SESSION_MARK)
+    if not mark or hasattr(session.config, "workerinput"):
+        return
+    deadline = time.monotonic() + LEFTOVER_GRACE
+    leftover = marked_processes(mark)
+    while leftover and time.monotonic() < deadline:
+        time.sleep(0.2)
+        leftover = marked_processes(mark)
+    if not leftover:
+        return
+    lines = "\n".join(f"  pid {pid}: {command[:200]}" for pid, command in leftover)
+    session.config.get_terminal_writer().line(
+        f"\nprocesses started by the tests are still running after the session:\n{lines}",
+        red=True,
+    )
+    for pid, _ in leftover:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
 
 # devpi-server gets its own environment, shared by every test run of this checkout.
 os.environ.setdefault("SERVICES_AI_INDEX_VENV", str(Path(sys.prefix) / "devpi-server"))

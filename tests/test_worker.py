@@ -273,7 +273,9 @@ def test_events_are_delivered_only_after_the_saving_transaction_commits(
     )
     try:
         assert saver.stdout.readline().strip() == "created"
-        time.sleep(3)  # the worker polls 5 times a second meanwhile
+        # Negative evidence, so it needs time: the worker polls 5 times a second, so 3 s is
+        # 15 chances to deliver an event whose transaction is still open.
+        time.sleep(3)
         assert platform.statuses("idempotent-counter") == {"succeeded": 1}
         assert platform.rows.one("SELECT COUNT(*) FROM events_event") == 1
         saver.stdin.write("commit\n")
@@ -316,7 +318,11 @@ def test_the_supervisor_survives_losing_its_database_connection(platform_factory
         platform = platform_factory(url)
         platform.enable("idempotent-counter", "read_leads")
         worker = platform.start_worker(processes=1)
-        time.sleep(3)  # let it connect and settle
+        platform.wait_for(
+            lambda: "started (pid" in platform.worker_log(0),
+            timeout=60,
+            what="the supervisor to start its worker",
+        )
         name = url.rsplit("/", 1)[1]
         import psycopg
 
