@@ -10,7 +10,7 @@ from __future__ import annotations
 import tempfile
 from functools import wraps
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
@@ -20,6 +20,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
+from django_htmx.middleware import HtmxDetails
 from packaging.utils import canonicalize_name
 
 from plugin_registry.authoring.publishing import CheckFailed, publish
@@ -48,6 +49,15 @@ from services_ai.events.stats import delivery_stats
 MANAGE = "plugin_registry.manage_plugins"
 
 
+class HtmxHttpRequest(HttpRequest):
+    """A request as django-htmx's middleware (in ``MIDDLEWARE``) hands it on: with ``htmx``.
+
+    django-htmx 1.x ships no such class; its documentation suggests declaring this one.
+    """
+
+    htmx: HtmxDetails
+
+
 def require_manage(request: HttpRequest) -> None:
     if not _can_manage(request):
         raise PermissionDenied("managing plugins needs the manage_plugins permission")
@@ -72,6 +82,15 @@ def actor(request: HttpRequest) -> str:
 # -- catalogue ---------------------------------------------------------------------------------
 
 
+class CatalogueProject(TypedDict):
+    """One project on the catalogue page."""
+
+    name: str
+    versions: list[CatalogueVersion]  # newest first
+    latest: CatalogueVersion | None
+    installed: str | None  # the installed version
+
+
 @require_GET
 @staff_member_required
 def catalogue(request: HttpRequest) -> HttpResponse:
@@ -85,11 +104,11 @@ def catalogue(request: HttpRequest) -> HttpResponse:
         CatalogueVersion.objects.filter(name__in=list(page), is_plugin=True, available=True)
     )
     installed = dict(Plugin.objects.filter(installed=True).values_list("name", "version"))
-    projects = [
+    projects: list[CatalogueProject] = [
         {
             "name": name,
             "versions": versions.get(name, []),
-            "latest": (versions.get(name) or [None])[0],
+            "latest": next(iter(versions.get(name, [])), None),
             "installed": installed.get(name),
         }
         for name in page
@@ -169,7 +188,7 @@ def _install(name: str, version: str, who: str, say) -> str:
 
 @require_GET
 @staff_member_required
-def operation(request: HttpRequest, pk: int) -> HttpResponse:
+def operation(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     op = get_object_or_404(Operation, pk=pk)
     template = "console/_operation.html" if request.htmx else "console/operation.html"
     return render(request, template, {"op": op})

@@ -26,7 +26,7 @@ from plugin_registry.distribution.index import IndexClient, IndexFile, UnknownPr
 from plugin_registry.errors import RegistryError
 from plugin_registry.registry.audit import record
 from plugin_registry.registry.manifest import MANIFEST_NAME, validate_manifest
-from plugin_registry.registry.metadata import DistMetadata
+from plugin_registry.registry.metadata import DistMetadata, header
 from plugin_registry.registry.models import CatalogueVersion
 from services_ai.plugins.exceptions import ManifestError
 from services_ai.plugins.markers import ENTRY_POINT_GROUP
@@ -64,7 +64,7 @@ def inspect_wheel(data: bytes, filename: str = "wheel") -> WheelInfo:
         metadata=DistMetadata.of(dist, entry_point),
         is_plugin=bool(eps),
         requires_dist=list(meta.get_all("Requires-Dist") or []),
-        requires_python=meta.get("Requires-Python") or "",
+        requires_python=header(meta, "Requires-Python") or "",
     )
     if not eps:
         return info

@@ -39,17 +39,18 @@ def check_generation(generation: Path) -> dict:
     site = str(conf.site_packages(generation))
     host = host_distributions()
     for dist in importlib.metadata.distributions(path=[site]):
-        name = canonicalize_name(dist.metadata["Name"] or "")
-        if name in host:
+        project = canonicalize_name(dist.metadata["Name"] or "")
+        if project in host:
             problems.append(
-                f"{name} {dist.version} would shadow the platform's own {name} {host[name]}"
+                f"{project} {dist.version} would shadow the platform's own {project} "
+                f"{host[project]}"
             )
     entry_points = {
         name: eps
         for name, eps in discover_entry_points().items()
         if eps[0].dist is not None and str(eps[0].dist.locate_file("")).startswith(site)
     }
-    declared = {}
+    declared: dict[str, frozenset[str]] = {}
     for name, eps in sorted(entry_points.items()):
         found = inspect_plugin(name, eps)
         if found.error:

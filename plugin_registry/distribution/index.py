@@ -14,6 +14,7 @@ import io
 import json
 import os
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 import zipfile
@@ -29,6 +30,7 @@ from packaging.utils import (
 )
 
 from plugin_registry.errors import RegistryError
+from plugin_registry.registry.metadata import header
 from services_ai import conf
 
 PEP691 = "application/vnd.pypi.simple.v1+json"
@@ -244,7 +246,7 @@ class IndexClient:
                     project=canonicalize_name(dist),
                     version=str(version),
                     filename=item["filename"],
-                    url=urllib.request.urljoin(url, item["url"]),
+                    url=urllib.parse.urljoin(url, item["url"]),
                     sha256=item.get("hashes", {}).get("sha256", ""),
                     requires_python=item.get("requires-python") or "",
                 )
@@ -288,8 +290,9 @@ class IndexClient:
             ("sha256_digest", digest),
         ]
         for key in ("Name", "Version", "Summary", "Author", "Author-email", "Requires-Python"):
-            if metadata.get(key):
-                fields.append((key.lower().replace("-", "_"), metadata[key]))
+            value = header(metadata, key)
+            if value:
+                fields.append((key.lower().replace("-", "_"), value))
         fields += [("requires_dist", value) for value in metadata.get_all("Requires-Dist") or []]
         body, content_type = _multipart(fields, "content", wheel.name, content)
         url = self.config.index_url(index) + "/"
@@ -342,7 +345,7 @@ def open_wheel(data: bytes, filename: str) -> tuple[zipfile.ZipFile, PathDistrib
     if len(infos) != 1:
         raise RegistryError(f"{filename}: not a wheel (no single .dist-info/METADATA)")
     info_dir = zipfile.Path(archive, infos[0].rsplit("/", 1)[0] + "/")
-    return archive, PathDistribution(info_dir)  # type: ignore[arg-type]
+    return archive, PathDistribution(info_dir)
 
 
 def _multipart(

@@ -88,7 +88,7 @@ def drift(lock_text: str, source: str) -> list[str]:
     folder = conf.active_generation_dir()
     if folder is not None and active is not None:
         site = conf.site_packages(folder)
-        on_disk = {
+        on_disk: dict[str, str] = {
             canonicalize_name(d.metadata["Name"]): d.version
             for d in importlib.metadata.distributions(path=[str(site)])
         }

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import importlib.util
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from importlib.metadata import Distribution, EntryPoint
@@ -139,12 +140,17 @@ def _describe(error: SchemaError) -> list[ManifestProblem]:
     """Turn one schema error into problems, each with its own field and fix."""
     field = _field(error.absolute_path)
     where = f"{field}." if field else ""
-    instance = error.instance
+    # The stubs allow the Unset sentinel of an error still being built; iter_errors() yields
+    # errors with these set, to JSON values of the manifest and the schema.
+    instance: Any = error.instance
+    value: Any = error.validator_value
     if error.validator == "required":
-        missing = [key for key in error.validator_value if key not in instance]
+        missing = [key for key in value if key not in instance]
         return [ManifestProblem(f"{where}{key}", "missing", "add it") for key in missing]
     if error.validator == "additionalProperties":
-        known = set(error.schema.get("properties", {}))
+        # the keyword's own (object) schema; a boolean schema has no keywords to fail
+        subschema = error.schema if isinstance(error.schema, Mapping) else {}
+        known = set(subschema.get("properties", {}))
         unknown = sorted(key for key in instance if key not in known)
         return [
             ManifestProblem(
@@ -160,17 +166,13 @@ def _describe(error: SchemaError) -> list[ManifestProblem]:
             ManifestProblem(
                 shown,
                 f"{instance!r} is not allowed",
-                f"use one of {', '.join(map(str, error.validator_value))}",
+                f"use one of {', '.join(map(str, value))}",
             )
         ]
     if error.validator == "const":
-        return [ManifestProblem(shown, f"must be {error.validator_value!r}", "fix or remove it")]
+        return [ManifestProblem(shown, f"must be {value!r}", "fix or remove it")]
     if error.validator == "pattern":
-        return [
-            ManifestProblem(
-                shown, f"{instance!r} does not match {error.validator_value}", SCHEMA_HINT
-            )
-        ]
+        return [ManifestProblem(shown, f"{instance!r} does not match {value}", SCHEMA_HINT)]
     if error.validator in ("not", "if", "allOf"):
         return [
             ManifestProblem(

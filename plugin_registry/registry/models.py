@@ -163,6 +163,9 @@ class CatalogueVersion(models.Model):
     withdrawn_reason = models.CharField(_("withdrawn because"), max_length=500, blank=True)
     synced_at = models.DateTimeField(_("synced"), auto_now=True)
 
+    # Why it cannot be installed; set by the console's catalogue page for its template.
+    verdict: str
+
     class Meta:
         verbose_name = _("catalogue version")
         verbose_name_plural = _("catalogue")

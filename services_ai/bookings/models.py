@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+from typing import cast
+
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from services_ai.models import EmitsEvents
-from services_ai.plugins.types import SNAPSHOT_VERSION, BookingSnapshot
+from services_ai.plugins.types import SNAPSHOT_VERSION, BookingSnapshot, BookingStatus
 from services_ai.snapshots import iso, parse_moment
 
 BOOKING_FILTERS = ("status", "service", "lead_id", "start_after", "start_before")
@@ -67,6 +69,9 @@ class Booking(EmitsEvents):
 
     objects = BookingQuerySet.as_manager()
 
+    # The row as stored before the current save, set by the pre_save signal handler.
+    _stored_snapshot: BookingSnapshot | None
+
     class Meta:
         verbose_name = _("booking")
         verbose_name_plural = _("bookings")
@@ -91,7 +96,9 @@ class Booking(EmitsEvents):
             "id": self.pk,
             "lead_id": self.lead_id,
             "service": self.service,
-            "status": str(self.status),  # a plain str, not the Status enum member
+            # a plain str, not the Status enum member; cast: the column's choices are exactly
+            # BookingStatus's values, which the type of a CharField cannot tell
+            "status": cast(BookingStatus, str(self.status)),
             "start": iso(self.start),
             "end": iso(self.end),
             "notes": self.notes,

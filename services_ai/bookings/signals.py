@@ -1,3 +1,5 @@
+from collections.abc import Mapping
+
 from django.db.models.signals import post_save, pre_save
 from django.dispatch import receiver
 
@@ -29,5 +31,8 @@ def booking_saved(sender, instance: Booking, created: bool, raw: bool = False, *
     previous = getattr(instance, "_stored_snapshot", None)
     if previous is None:
         return
-    if any(current[key] != previous[key] for key in current if key not in _IGNORED):
+    # Compared field by field as plain mappings: the keys are iterated, not literal.
+    now: Mapping[str, object] = current
+    before: Mapping[str, object] = previous
+    if any(now[key] != before[key] for key in now if key not in _IGNORED):
         record_event("booking_updated", booking=current, previous_state=previous)

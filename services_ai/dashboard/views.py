@@ -6,6 +6,7 @@ import csv
 import io
 import mimetypes
 import re
+from typing import TypedDict
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
@@ -44,7 +45,7 @@ def widget(request: HttpRequest, name: str) -> HttpResponse:
 
 @require_GET
 @staff_member_required
-def plugin_static(request: HttpRequest, name: str, path: str) -> HttpResponse:
+def plugin_static(request: HttpRequest, name: str, path: str) -> FileResponse:
     """A file from an enabled plugin's ``static/`` folder (never outside it)."""
     if not Plugin.objects.filter(name=name, enabled=True, installed=True).exists():
         raise Http404("no such plugin")
@@ -64,7 +65,17 @@ def plugin_static(request: HttpRequest, name: str, path: str) -> HttpResponse:
 
 # -- exports -----------------------------------------------------------------------------------
 
-DATA = {
+
+class ExportSpec(TypedDict):
+    """What the exports page offers of one data type."""
+
+    model: type[Lead] | type[Booking]
+    filters: tuple[str, ...]
+    permission: str
+    columns: list[str]
+
+
+DATA: dict[str, ExportSpec] = {
     "leads": {
         "model": Lead,
         "filters": LEAD_FILTERS,

@@ -33,12 +33,13 @@ def delivery_stats() -> list[dict[str, Any]]:
         counts[row["plugin_name"]][row["status"]] = row["n"]
     rows = []
     for plugin in sorted(counts):
-        durations = sorted(
+        latest = (
             Delivery.objects.filter(plugin_name=plugin, status=Delivery.Status.SUCCEEDED)
             .exclude(duration_ms=None)
             .order_by("-id")
             .values_list("duration_ms", flat=True)[:SAMPLE]
         )
+        durations = sorted(ms for ms in latest if ms is not None)  # excluded above already
         by_status = counts[plugin]
         rows.append(
             {

@@ -52,7 +52,8 @@ class _NotInstalled:
         )
 
 
-_backend: DataBackend = _NotInstalled()  # type: ignore[assignment]
+# _NotInstalled satisfies the protocol through __getattr__: every method lookup raises.
+_backend: DataBackend = _NotInstalled()
 
 
 def install_backend(backend: DataBackend) -> None:

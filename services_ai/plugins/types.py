@@ -12,6 +12,9 @@ from typing import Literal, NotRequired, TypedDict
 
 SNAPSHOT_VERSION = 1
 
+#: The statuses a booking can have.
+BookingStatus = Literal["requested", "confirmed", "completed", "cancelled"]
+
 
 class LeadSnapshot(TypedDict):
     """A lead as a plugin sees it (``snapshot_version`` 1)."""
@@ -34,7 +37,7 @@ class BookingSnapshot(TypedDict):
     id: int
     lead_id: int
     service: str
-    status: Literal["requested", "confirmed", "completed", "cancelled"]
+    status: BookingStatus
     start: str  # ISO 8601, UTC
     end: str  # ISO 8601, UTC
     notes: str

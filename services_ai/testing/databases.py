@@ -41,11 +41,11 @@ class Rows:
 
             with psycopg.connect(self.database_url, autocommit=True) as conn:
                 return conn.execute(sql.replace("?", "%s"), params).fetchall()
-        conn = sqlite3.connect(self.sqlite_path, timeout=30)
+        db = sqlite3.connect(self.sqlite_path, timeout=30)
         try:
-            return conn.execute(sql, params).fetchall()
+            return db.execute(sql, params).fetchall()
         finally:
-            conn.close()
+            db.close()
 
     def row(self, sql: str, params: tuple = ()) -> tuple:
         rows = self.all(sql, params)

@@ -27,15 +27,18 @@ message. The test run gets its own
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from services_ai.testing import isolation  # noqa: F401 - a home of its own, set at import
+
+if TYPE_CHECKING:
+    from services_ai.plugins.types import BookingSnapshot, LeadSnapshot
 
 
 class PluginUnderTest:
@@ -150,14 +153,14 @@ class PluginUnderTest:
 
     # -- test data -----------------------------------------------------------------------
 
-    def make_lead(self, **fields: Any) -> dict:
+    def make_lead(self, **fields: Any) -> LeadSnapshot:
         """Save a lead (defaults filled in) and return its snapshot, as hooks receive it."""
         from services_ai.leads.models import Lead
 
         values = {"name": "Test Lead", "email": "lead@example.com", "source": "website"}
         return Lead.objects.create(**{**values, **fields}).snapshot()
 
-    def make_booking(self, lead: dict | None = None, **fields: Any) -> dict:
+    def make_booking(self, lead: Mapping[str, Any] | None = None, **fields: Any) -> BookingSnapshot:
         """Save a booking (for ``lead``, or a new lead) and return its snapshot."""
         from django.utils import timezone
 

@@ -69,7 +69,7 @@ class Command(BaseCommand):
             rows = rows.filter(plugin_name=plugin)
         if status:
             rows = rows.filter(status=status)
-        data = [
+        data: list[dict[str, Any]] = [  # JSON rows
             {
                 "id": d.pk,
                 "event": d.event_id,
