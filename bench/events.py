@@ -125,7 +125,9 @@ def throughput(root: Path, site: Path, database_url: str, processes: int, count:
         env["DATABASE_URL"] = database_url
 
     def sai(*args: str) -> None:
-        subprocess.run([SAI, *args], env=env, check=True, capture_output=True)
+        result = subprocess.run([SAI, *args], env=env, capture_output=True, text=True)
+        if result.returncode:
+            raise SystemExit(f"services-ai {' '.join(args)} failed:\n{result.stderr}")
 
     sai("migrate", "-v0")
     sai("plugins", "grant", "noop-00", "read_leads")

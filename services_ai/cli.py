@@ -15,7 +15,7 @@ from plugin_registry.errors import RegistryError
 MIGRATED_MODELS = (
     ("plugin_registry", "Plugin"),
     ("events", "Delivery"),
-    ("django_tasks_db", "DBTaskResult"),
+    ("django_tasks_database", "DBTaskResult"),
 )
 
 
