@@ -137,7 +137,7 @@ def main() -> None:
 
         def platform_one() -> float:
             started = time.perf_counter()
-            environment.install({"lead-scorer": "1.0.0"}, "bench")
+            environment.install({"lead-scorer": "1.1.0"}, "bench")
             load_in_process(conf, ["lead-scorer"])
             return time.perf_counter() - started
 
@@ -154,7 +154,7 @@ def main() -> None:
         one_pip = median_of(
             options.rounds,
             lambda: None,
-            lambda: pip_path(work, simple, ["lead-scorer==1.0.0"], ["lead-scorer"]),
+            lambda: pip_path(work, simple, ["lead-scorer==1.1.0"], ["lead-scorer"]),
         )
         lock = environment.resolve(dict.fromkeys(names, "1.0.0"))
         (work / "bench.lock").write_text(lock)

@@ -135,8 +135,8 @@ def init(say: Say, port: int | None = None) -> None:
                 "--serverdir",
                 str(server),
                 "--no-root-pypi",
-                "--root-passwd",
-                (folder / "root-password").read_text().strip(),
+                # One argument: a password that starts with "-" is not read as an option.
+                f"--root-passwd={(folder / 'root-password').read_text().strip()}",
             ],
             capture_output=True,
             text=True,
