@@ -6,7 +6,6 @@ import importlib
 import math
 import os
 import secrets
-import site
 import sys
 import time
 from collections.abc import Callable
@@ -72,10 +71,11 @@ def plugin_site_dirs() -> list[Path]:
 
 
 def _append_site(path: Path) -> None:
+    # A plain append, not site.addsitedir(): that would run the ``import`` lines of every
+    # ``.pth`` file in the folder, so a plugin's wheel could run code in every platform process
+    # without ever being enabled.
     if str(path) not in sys.path:
-        site.addsitedir(str(path))
-        if str(path) not in sys.path:  # addsitedir skips a folder that does not exist yet
-            sys.path.append(str(path))
+        sys.path.append(str(path))
 
 
 def add_plugin_site_dirs() -> None:

@@ -224,7 +224,7 @@ class SafeZip:
                     f"{info.file_size}; the ZIP is corrupt: re-create it",
                     name,
                 )
-            contents[entry.path[len(root) + 1 :]] = bytes(data)
+            contents[entry.path[len(root) + 1 :] if root else entry.path] = bytes(data)
         return contents
 
 
@@ -239,3 +239,38 @@ def skipped(path: str) -> bool:
         or last.startswith("._")
         or last.endswith((".pyc", ".pyo"))
     )
+
+
+#: Limits for a wheel that is checked before it is published: roomier than a legacy ZIP's, since
+#: a wheel may carry data files, but a small wheel that expands to gigabytes is still refused.
+WHEEL_LIMITS = ZipLimits(max_file_size=50 * MiB, max_total_size=200 * MiB)
+
+
+class ArchiveRefused(Exception):
+    """An archive broke a rule of :class:`SafeZip`; ``problem`` says which, ``entry`` where."""
+
+    def __init__(self, problem: str, entry: str = "") -> None:
+        self.problem = problem
+        self.entry = entry
+        super().__init__(problem)
+
+
+def _refuse(problem: str, entry: str = "") -> NoReturn:
+    raise ArchiveRefused(problem, entry)
+
+
+def extract_safely(path: Path, target: Path, limits: ZipLimits = WHEEL_LIMITS) -> list[str]:
+    """Extract every file of the archive at ``path`` into ``target`` under ``limits``.
+
+    Return the extracted paths (relative, ``/``-separated); raise ArchiveRefused for a zip-slip,
+    a link, an encrypted or lying entry, or a bomb, before anything beyond the limits is read.
+    """
+    archive = SafeZip(path, limits, _refuse)
+    with archive.open() as opened:
+        entries = archive.scan(opened)
+        contents = archive.read(opened, "", entries)
+    for name, data in contents.items():
+        destination = target.joinpath(*name.split("/"))
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        destination.write_bytes(data)
+    return sorted(contents)

@@ -10,7 +10,6 @@ import inspect
 import json
 import tempfile
 import tomllib
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,12 +17,14 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from plugin_registry.authoring.archives import ArchiveRefused, extract_safely
 from plugin_registry.authoring.build import build
 from plugin_registry.authoring.legacy_zip import LegacyZipError, convert_legacy_zip
 from plugin_registry.distribution.catalogue import (
     PLATFORM,
     compatibility,
     inspect_wheel,
+    platform_owns,
     platform_version,
 )
 from plugin_registry.distribution.uv import json_from_child
@@ -34,6 +35,10 @@ from services_ai.plugins import hookspecs
 from services_ai.plugins.hookspecs import HOOK_NAMES
 from services_ai.plugins.markers import ENTRY_POINT_GROUP, PROJECT_NAME
 from services_ai.plugins.permissions import HOOK_PERMISSIONS
+
+#: Seconds the check may spend importing a plugin's code (its import runs at every start).
+CHECK_TIMEOUT = 60
+IMPORT_FIX = "make the module import quickly and without side effects (no work at import time)"
 
 
 @dataclass(frozen=True)
@@ -168,6 +173,14 @@ def check_wheel(
         report.add(wheel.name, str(exc), "build the project into a wheel")
         return report
     report.name, report.version = info.metadata.name, info.metadata.version
+    if platform_owns(report.name):
+        report.add(
+            meta_file,
+            f"the name {report.name!r} is a package of the platform itself; a plugin can never "
+            "replace it",
+            "choose another distribution name",
+        )
+        return report
     _check_requirements(report, meta_file, info.requires_dist)
     if not info.is_plugin:
         report.add(
@@ -177,13 +190,21 @@ def check_wheel(
         )
         return report
     with tempfile.TemporaryDirectory(prefix="plugin-check-") as tmp:
-        with zipfile.ZipFile(wheel) as archive:
-            for member in archive.namelist():
-                target = (Path(tmp) / member).resolve()
-                if not target.is_relative_to(Path(tmp).resolve()):
-                    report.add(wheel.name, f"unsafe path {member!r}", "build the wheel normally")
-                    return report
-            archive.extractall(tmp)
+        try:
+            files = extract_safely(wheel, Path(tmp))
+        except ArchiveRefused as exc:
+            report.add(wheel.name, exc.problem, "build the wheel normally")
+            return report
+        for path in files:
+            if path.endswith(".pth") and "/" not in path.removeprefix(_data_root(path)):
+                report.add(
+                    f"{label}: {path}" if label else path,
+                    "a .pth file: Python runs its import lines at every start of every process, "
+                    "enabled or not",
+                    "remove it from the wheel (a plugin needs no start-up hook)",
+                )
+        if report.problems:
+            return report
         meta = {
             "name": info.metadata.name,
             "version": info.metadata.version,
@@ -200,6 +221,14 @@ def check_wheel(
             shown_as = _Shown(extracted, project, source_root.relative_to(project), "")
         _check_code(report, extracted, info.metadata.entry_point, meta, shown_as)
     return report
+
+
+def _data_root(path: str) -> str:
+    """The folder a wheel installs into site-packages from: its root, or ``*.data/purelib/``."""
+    parts = path.split("/")
+    if len(parts) > 2 and parts[0].endswith(".data") and parts[1] in ("purelib", "platlib"):
+        return f"{parts[0]}/{parts[1]}/"
+    return ""
 
 
 @dataclass(frozen=True)
@@ -289,8 +318,10 @@ def _check_code(
         elif where.startswith("/"):
             path, _, line = where.rpartition(":")
             file = f"{shown(Path(path))}:{line}" if path else shown(Path(where))
-        else:
+        elif where:
             file = shown.prefix + where
+        else:  # the check itself failed (e.g. the import hung): name the entry-point module
+            file = shown(module_file)
         found = report.warnings if severity == ["warning"] else report.problems
         found.append(Problem(file, message, fix))
 
@@ -306,12 +337,19 @@ def _inspect_in_child(source_root: Path, module: str, manifest: dict, meta: dict
             "depends": meta.get("depends", []),
         }
     )
-    try:
-        found = json_from_child(
-            [str(Path(__file__).with_name("probe.py"))], input=payload, timeout=120
-        )
-    except RegistryError as exc:
-        return [("", f"checking the code failed: {exc}", "see above")]
+    # The plugin's code runs in a child with a throwaway home and database and none of this
+    # process's environment: an upload checked by the web server must not see production data.
+    with tempfile.TemporaryDirectory(prefix="plugin-check-home-") as home:
+        try:
+            found = json_from_child(
+                [str(Path(__file__).with_name("probe.py"))],
+                input=payload,
+                timeout=CHECK_TIMEOUT,
+                inherit=False,
+                env={"SERVICES_AI_HOME": home, "HOME": home},
+            )
+        except RegistryError as exc:
+            return [("", f"importing the plugin's code failed: {exc}", IMPORT_FIX)]
     return [tuple(item) for item in found]
 
 

@@ -11,21 +11,16 @@ from __future__ import annotations
 import importlib
 import json
 import os
-import shutil
 import sys
-import tempfile
 import traceback
 
 
 def main() -> None:
     payload = json.load(sys.stdin)
-    home = tempfile.mkdtemp(prefix="plugin-check-home-")
-    os.environ["SERVICES_AI_HOME"] = home
+    # The parent gives this child a throwaway SERVICES_AI_HOME (and removes it, even when it has
+    # to kill the child) and none of its own environment, so no database but a throwaway one.
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "services_ai.settings")
-    try:
-        print(json.dumps(probe(payload)))
-    finally:
-        shutil.rmtree(home, ignore_errors=True)
+    print(json.dumps(probe(payload)))
 
 
 def probe(payload: dict) -> list[tuple[str, ...]]:

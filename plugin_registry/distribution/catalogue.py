@@ -22,6 +22,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from plugin_registry.distribution.host_wheels import host_distributions
 from plugin_registry.distribution.index import IndexClient, IndexFile, UnknownProject, open_wheel
 from plugin_registry.errors import RegistryError
 from plugin_registry.registry.audit import record
@@ -84,8 +85,18 @@ def inspect_wheel(data: bytes, filename: str = "wheel") -> WheelInfo:
     return info
 
 
-def compatibility(requires_dist: list[str], requires_python: str) -> tuple[bool, str, str]:
+def platform_owns(name: str) -> bool:
+    """Is ``name`` the platform or one of the packages of its own environment (never a plugin)?"""
+    name = canonicalize_name(name)
+    return name == PLATFORM or name in host_distributions()
+
+
+def compatibility(
+    requires_dist: list[str], requires_python: str, name: str = ""
+) -> tuple[bool, str, str]:
     """Return (compatible, why, the services-ai specifier) for the running platform."""
+    if name and platform_owns(name):
+        return False, f"{name!r} is a package of the platform itself, never a plugin", ""
     platform = Version(platform_version())
     python = ".".join(map(str, sys.version_info[:3]))
     spec_text = ""
@@ -153,7 +164,7 @@ def sync_catalogue(
                 _refresh_compatibility(row)
                 continue
             info = inspect_wheel(client.download(file), file.filename)
-            compatible, why, spec = compatibility(info.requires_dist, info.requires_python)
+            compatible, why, spec = compatibility(info.requires_dist, info.requires_python, name)
             values = {
                 "filename": file.filename,
                 "sha256": file.sha256,
@@ -187,7 +198,7 @@ def sync_catalogue(
 
 
 def _refresh_compatibility(row: CatalogueVersion) -> None:
-    compatible, why, spec = compatibility(row.requires_dist, row.requires_python)
+    compatible, why, spec = compatibility(row.requires_dist, row.requires_python, row.name)
     if (compatible, why) != (row.compatible, row.compatibility):
         row.compatible, row.compatibility, row.requires_platform = compatible, why, spec
         row.save(update_fields=["compatible", "compatibility", "requires_platform", "synced_at"])

@@ -40,25 +40,38 @@ def installer_env() -> dict[str, str]:
     return env
 
 
+#: What a child that runs untrusted code keeps of this process's environment: nothing that
+#: names a database, a secret or the platform's home.
+NEUTRAL_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR")
+
+
 def json_from_child(
     args: list[str], *, env: dict[str, str] | None = None, input: str | None = None,
-    timeout: float = 300,
+    timeout: float = 300, inherit: bool = True,
 ) -> Any:  # fmt: skip
     """Run this Python with the platform's settings and ``args``; return its last JSON line.
 
     The child sees no development plugin folders (``SERVICES_AI_PLUGIN_PATH``): only the
-    platform and what it is asked to look at.
+    platform and what it is asked to look at. With ``inherit=False`` it gets none of this
+    process's environment but ``NEUTRAL_ENV`` and ``env`` (for code not yet trusted). A child
+    still running after ``timeout`` seconds is killed and a RegistryError raised.
     """
+    base = os.environ if inherit else {k: v for k, v in os.environ.items() if k in NEUTRAL_ENV}
     child_env = {
-        **os.environ,
+        **base,
         "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "services_ai.settings"),
         **(env or {}),
     }
     child_env.pop(conf.PLUGIN_PATH_ENV, None)
-    result = subprocess.run(
-        [sys.executable, *args], env=child_env, input=input, capture_output=True, text=True,
-        timeout=timeout,
-    )  # fmt: skip
+    try:
+        result = subprocess.run(
+            [sys.executable, *args], env=child_env, input=input, capture_output=True, text=True,
+            timeout=timeout,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        raise RegistryError(
+            f"the child process did not finish within {timeout:.0f} s and was stopped"
+        ) from None
     try:
         return json.loads(result.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
