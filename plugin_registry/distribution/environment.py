@@ -19,6 +19,11 @@ change (or ``services-ai plugins recover``) cleans up; if the database already n
 generation than the symlink, the symlink is moved forward to it, and a generation the
 database names but this node lacks is built from its lock, so every node converges on the
 desired state in the database.
+
+(Over 400 lines on purpose: the one ``Environment`` class is the change's state machine, resolve,
+build, check, activate, roll back, recover; its steps share the rows and folders of one change.
+The parts with their own seams live beside it: ``uv``, ``host_wheels``, ``changes``,
+``generation_check``, ``reconcile``.)
 """
 
 from __future__ import annotations
