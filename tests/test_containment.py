@@ -127,3 +127,75 @@ def test_a_plugin_named_like_a_package_of_the_platform_is_refused(tmp_path, name
         False,
         f"{name!r} is a package of the platform itself, never a plugin",
     )
+
+
+@pytest.mark.parametrize(
+    "extra", ["sitecustomize.py", "hostile-1.0.0.data/scripts/run", "other_folder/notes.txt"]
+)
+def test_files_outside_the_plugins_packages_are_refused(tmp_path, extra):
+    wheel = make_wheel(tmp_path, extra={extra: b"print('hello')\n"})
+    assert problems(wheel) == [
+        f"{wheel.name}: {extra}: lies outside the plugin's packages and its .dist-info; a plugin "
+        "installs nothing else (no top-level modules, scripts or data files); move it into the "
+        "plugin's package folder"
+    ]
+
+
+def test_files_of_the_package_in_purelib_data_are_accepted(tmp_path):
+    wheel = make_wheel(tmp_path, extra={"hostile-1.0.0.data/purelib/hostile/extra.py": b"X = 1\n"})
+    assert problems(wheel) == []
+
+
+def test_a_generation_with_a_pth_file_is_refused_at_install(tmp_path, monkeypatch):
+    """A wheel that reached the index another way (twine) still never goes live."""
+    from plugin_registry.distribution.envcheck import check_generation
+
+    generation = tmp_path / "0001"
+    site = conf.site_packages(generation)
+    dist_info = site / "hostile-1.0.0.dist-info"
+    dist_info.mkdir(parents=True)
+    (site / "hostile.pth").write_text("import os\n")
+    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: hostile\nVersion: 1.0.0\n")
+    (dist_info / "RECORD").write_text("hostile.pth,,\nhostile-1.0.0.dist-info/METADATA,,\n")
+    loaded = conf.loaded_generation()
+    try:
+        result = check_generation(generation)
+    finally:
+        conf.use_generation(loaded)
+    assert result["problems"] == [
+        "hostile 1.0.0 ships hostile.pth, a .pth file Python would run at every start of every "
+        "process; it is refused (remove it from the wheel)"
+    ]
+
+
+def test_the_code_check_runs_under_resource_limits(tmp_path, monkeypatch):
+    from plugin_registry.distribution import uv
+
+    monkeypatch.setitem(uv.CHILD_LIMITS, "file_size", 1024 * 1024)
+    writer = (
+        "import os, tempfile\n"
+        "with open(os.path.join(tempfile.gettempdir(), 'plugin-check-big'), 'wb') as out:\n"
+        "    out.write(b'x' * (4 * 1024 * 1024))\n"
+    )
+    (found,) = problems(make_wheel(tmp_path, main=writer + MAIN))
+    assert (
+        "hostile/main.py:3: importing 'hostile.main' raised OSError: [Errno 27] File too large"
+        in (found)
+    )
+    leftover = Path(tempfile.gettempdir()) / "plugin-check-big"
+    assert not leftover.exists() or leftover.stat().st_size <= 1024 * 1024
+    leftover.unlink(missing_ok=True)
+
+
+def test_a_nul_byte_in_a_plugin_static_path_is_not_found(admin_client):
+    from plugin_registry.registry.models import Plugin
+
+    Plugin.objects.create(
+        name="lead-scorer",
+        version="1.1.0",
+        entry_point="lead_scorer.main",
+        installed=True,
+        enabled=True,
+    )
+    response = admin_client.get("/plugin-static/lead-scorer/a%00b.css")
+    assert response.status_code == 404

@@ -198,13 +198,24 @@ def check_wheel(
         except ArchiveRefused as exc:
             report.add(wheel.name, exc.problem, "build the wheel normally")
             return report
-        for path in files:
-            if path.endswith(".pth") and "/" not in path.removeprefix(_data_root(path)):
+        installed = {path: path.removeprefix(_data_root(path)) for path in files}
+        packages = {p.split("/")[0] for p in installed.values() if p.endswith("/__init__.py")}
+        for path, target in installed.items():
+            shown = f"{label}: {path}" if label else path
+            top = target.split("/")[0]
+            if target.endswith(".pth") and "/" not in target:
                 report.add(
-                    f"{label}: {path}" if label else path,
+                    shown,
                     "a .pth file: Python runs its import lines at every start of every process, "
                     "enabled or not",
                     "remove it from the wheel (a plugin needs no start-up hook)",
+                )
+            elif "/" not in target or not (top in packages or top.endswith(".dist-info")):
+                report.add(
+                    shown,
+                    "lies outside the plugin's packages and its .dist-info; a plugin installs "
+                    "nothing else (no top-level modules, scripts or data files)",
+                    "move it into the plugin's package folder",
                 )
         if report.problems:
             return report
@@ -349,6 +360,7 @@ def _inspect_in_child(source_root: Path, module: str, manifest: dict, meta: dict
                 input=payload,
                 timeout=CHECK_TIMEOUT,
                 inherit=False,
+                limited=True,
                 env={"SERVICES_AI_HOME": home, "HOME": home},
             )
         except RegistryError as exc:

@@ -45,6 +45,12 @@ def check_generation(generation: Path) -> dict:
                 f"{project} {dist.version} would shadow the platform's own {project} "
                 f"{host[project]}"
             )
+        for file in dist.files or []:
+            if file.suffix == ".pth" and len(file.parts) == 1:
+                problems.append(
+                    f"{project} {dist.version} ships {file}, a .pth file Python would run at "
+                    "every start of every process; it is refused (remove it from the wheel)"
+                )
     entry_points = {
         name: eps
         for name, eps in discover_entry_points().items()

@@ -47,6 +47,8 @@ def widget(request: HttpRequest, name: str) -> HttpResponse:
 @staff_member_required
 def plugin_static(request: HttpRequest, name: str, path: str) -> FileResponse:
     """A file from an enabled plugin's ``static/`` folder (never outside it)."""
+    if "\x00" in path:  # no file has one; the path functions below would raise
+        raise Http404("no such file")
     if not Plugin.objects.filter(name=name, enabled=True, installed=True).exists():
         raise Http404("no such plugin")
     try:
