@@ -7,6 +7,7 @@ could hurt the platform or other plugins, and that the platform refuses it with 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import tempfile
 import zipfile
@@ -199,3 +200,38 @@ def test_a_nul_byte_in_a_plugin_static_path_is_not_found(admin_client):
     )
     response = admin_client.get("/plugin-static/lead-scorer/a%00b.css")
     assert response.status_code == 404
+
+
+def test_the_sqlite_database_is_readable_by_its_owner_only(db, tmp_path):
+    import sqlite3
+    from types import SimpleNamespace
+
+    from services_ai.apps import private_sqlite_files
+
+    path = tmp_path / "services_ai.sqlite3"
+    sqlite3.connect(path).close()
+    path.chmod(0o644)
+    (tmp_path / "services_ai.sqlite3-wal").write_bytes(b"")
+    (tmp_path / "services_ai.sqlite3-wal").chmod(0o644)
+    private_sqlite_files(None, SimpleNamespace(vendor="sqlite", settings_dict={"NAME": str(path)}))
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "services_ai.sqlite3-wal").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_new_platform_database_is_created_private(tmp_path):
+    import subprocess
+
+    home = tmp_path / "home"
+    env = {
+        **os.environ,
+        "SERVICES_AI_HOME": str(home),
+        "DJANGO_SETTINGS_MODULE": "services_ai.settings",
+    }
+    env.pop("DATABASE_URL", None)
+    subprocess.run(
+        [str(Path(sys.executable).parent / "services-ai"), "migrate", "-v0"],
+        env=env,
+        check=True,
+        timeout=120,
+    )
+    assert (home / "services_ai.sqlite3").stat().st_mode & 0o777 == 0o600
