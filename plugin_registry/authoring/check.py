@@ -73,6 +73,10 @@ def requirement_range() -> str:
     return f"{PLATFORM}>={version.major}.{version.minor},<{upper}"
 
 
+class NotAPluginSource(RegistryError):
+    """A path that is neither a plugin project folder, a wheel nor a legacy plugin ZIP."""
+
+
 def check_path(path: Path) -> CheckReport:
     """Check a plugin project folder, a wheel or a legacy ZIP; every problem says file and fix.
 
@@ -80,39 +84,47 @@ def check_path(path: Path) -> CheckReport:
     would be published (dynamic versions, package data and all); files are named as they are in
     the project.
     """
-    if path.is_dir():
-        return _check_project(path.resolve())
-    if path.suffix == ".whl" and path.is_file():
-        return check_wheel(path)
-    if path.suffix == ".zip" and path.is_file():
-        with tempfile.TemporaryDirectory(prefix="plugin-check-zip-") as tmp:
-            try:
-                wheel = convert_legacy_zip(path, Path(tmp))
-            except LegacyZipError as exc:
-                report = CheckReport()
-                report.add(path.name, exc.problem, "then check it again")
-                return report
-            return check_wheel(wheel)
-    report = CheckReport()
-    report.add(
-        str(path),
-        "not a plugin project folder, a .whl file or a legacy plugin .zip",
-        "give one of those",
-    )
-    return report
-
-
-def _check_project(root: Path) -> CheckReport:
-    report = check_pyproject(root)
-    if report.problems:
-        return report
-    with tempfile.TemporaryDirectory(prefix="plugin-check-build-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="plugin-check-") as tmp:
         try:
-            wheel = build(root, Path(tmp))
+            return checked_wheel(path.resolve() if path.is_dir() else path, Path(tmp))[1]
+        except LegacyZipError as exc:
+            report = CheckReport()
+            report.add(path.name, exc.problem, "then check it again")
+        except NotAPluginSource:
+            report = CheckReport()
+            report.add(
+                str(path),
+                "not a plugin project folder, a .whl file or a legacy plugin .zip",
+                "give one of those",
+            )
+        return report
+
+
+def checked_wheel(path: Path, workdir: Path, *, label: str = "") -> tuple[Path, CheckReport]:
+    """Turn a project folder, wheel or legacy ZIP into a wheel in ``workdir`` and check it.
+
+    A project that fails to build is a problem of the report; a refused ZIP raises
+    LegacyZipError (naming ``label``, default the file's name), any other path NotAPluginSource.
+    """
+    label = label or path.name
+    if path.is_dir():
+        report = check_pyproject(path)
+        if report.problems:
+            return path, report
+        try:
+            wheel = build(path, workdir)
         except RegistryError as exc:
             report.add("pyproject.toml", str(exc), "fix the project so that it builds")
-            return report
-        return check_wheel(wheel, project=root, source_root=source_root_of(root))
+            return path, report
+        return wheel, check_wheel(wheel, project=path, source_root=source_root_of(path))
+    if path.suffix == ".zip" and path.is_file():
+        wheel = convert_legacy_zip(path, workdir, label=label)
+        return wheel, check_wheel(wheel)
+    if path.suffix == ".whl" and path.is_file():
+        return path, check_wheel(path)
+    raise NotAPluginSource(
+        f"{label}: not a plugin project folder, a .whl file or a legacy plugin .zip"
+    )
 
 
 def source_root_of(project: Path) -> Path:

@@ -15,15 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from plugin_registry.authoring.build import build
-from plugin_registry.authoring.check import (
-    CheckReport,
-    Problem,
-    check_pyproject,
-    check_wheel,
-    source_root_of,
-)
-from plugin_registry.authoring.legacy_zip import convert_legacy_zip
+from plugin_registry.authoring.check import Problem, checked_wheel
 from plugin_registry.distribution.index import IndexClient
 from plugin_registry.errors import RegistryError
 
@@ -48,23 +40,6 @@ class Published:
     outcome: str  # "uploaded" or "already there"
     url: str
     warnings: list[Problem] = field(default_factory=list)
-
-
-def checked_wheel(path: Path, workdir: Path, *, label: str = "") -> tuple[Path, CheckReport]:
-    """Turn a project folder, wheel or legacy ZIP into a wheel in ``workdir`` and check it."""
-    label = label or path.name
-    if path.is_dir():
-        report = check_pyproject(path)
-        if report.problems:
-            return path, report
-        wheel = build(path, workdir)
-        return wheel, check_wheel(wheel, project=path, source_root=source_root_of(path))
-    if path.suffix == ".zip" and path.is_file():
-        wheel = convert_legacy_zip(path, workdir, label=label)
-        return wheel, check_wheel(wheel)
-    if path.suffix == ".whl" and path.is_file():
-        return path, check_wheel(path)
-    raise RegistryError(f"{label}: not a plugin project folder, a wheel or a legacy plugin ZIP")
 
 
 def publish(

@@ -7,8 +7,8 @@ from typing import Any
 
 from django.core.management.base import CommandError
 
-from plugin_registry.authoring.check import Problem, check_path
-from plugin_registry.authoring.publishing import CheckFailed, checked_wheel, publish
+from plugin_registry.authoring.check import Problem, check_path, checked_wheel
+from plugin_registry.authoring.publishing import CheckFailed, publish
 from plugin_registry.authoring.scaffold import scaffold
 from plugin_registry.distribution.index import INDEXES, IndexClient, IndexConfig
 from services_ai.cli import ActionCommand
