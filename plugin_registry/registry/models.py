@@ -20,6 +20,13 @@ class Plugin(models.Model):
     installed = models.BooleanField(_("installed"), default=True)
     enabled = models.BooleanField(_("enabled"), default=False)
     load_error = models.TextField(_("last load error"), blank=True)
+    quarantined_at = models.DateTimeField(
+        _("quarantined at"),
+        null=True,
+        blank=True,
+        help_text=_("set when its code crashed or stalled processes repeatedly; enabling lifts it"),
+    )
+    quarantine_reason = models.TextField(_("quarantined because"), blank=True)
     installed_hook_pending = models.BooleanField(
         _("plugin_installed not called yet"),
         default=False,

@@ -35,6 +35,7 @@ class Delivery(models.Model):
         FAILED = "failed", _("failed, will retry")
         DEAD = "dead", _("dead")
         SKIPPED = "skipped", _("skipped")
+        HELD = "held", _("held while its plugin is quarantined")
 
     event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries")
     plugin_name = models.CharField(_("plugin"), max_length=200)
