@@ -20,3 +20,15 @@ class SettingsInvalid(RegistryError):
     def __init__(self, errors: list[SettingsError]) -> None:
         self.errors = errors
         super().__init__("; ".join(str(error) for error in errors))
+
+
+class SecretUnreadable(RegistryError):
+    """A stored secret setting that none of the configured keys decrypts (or no key is there).
+
+    The setting is treated as unset; the message names the plugin, the setting and the fix.
+    """
+
+    def __init__(self, message: str, *, plugin: str, key: str) -> None:
+        self.plugin = plugin
+        self.key = key
+        super().__init__(message)

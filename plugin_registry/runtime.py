@@ -13,8 +13,10 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 
+from plugin_registry.host import marks
 from plugin_registry.host.manager import PluginHost, create_host
-from plugin_registry.host.records import HookFailure
+from plugin_registry.host.records import HookFailure, LoadFailure
+from plugin_registry.registry import quarantine
 from plugin_registry.registry.generation import current_generation
 from plugin_registry.registry.models import Plugin, PluginFailure
 from plugin_registry.registry.signals import installed_hook_due
@@ -35,6 +37,44 @@ def _record_failure(failure: HookFailure) -> None:
         hook=failure.hook,
         message=failure.message[:5000],
         traceback=failure.traceback[-20000:],
+    )
+
+
+def _load_failed(failure: LoadFailure) -> None:
+    """An import past its budget stalled this process: a strike towards quarantine."""
+    if failure.stage == "budget":
+        quarantine.strike(failure.plugin, quarantine.STALL, failure.message)
+
+
+def report_dead_processes() -> int:
+    """Strike the plugins that this host's dead processes were running when they died.
+
+    The worker supervisor calls it every few seconds and every process when it builds its
+    host, so a web process killed inside a plugin's hook is noticed. Return how many.
+    """
+    count = 0
+    for pid, found in marks.orphans():
+        for mark in found:
+            quarantine.strike(
+                mark.plugin,
+                quarantine.CRASH,
+                f"process {pid} died while running the plugin's code, {mark.describe()}",
+            )
+            count += 1
+    return count
+
+
+def _new_host() -> PluginHost:
+    try:
+        report_dead_processes()
+    except Exception:
+        logger.exception("looking for processes that died in plugin code failed")
+    return create_host(
+        load_state(),
+        on_failure=_record_failure,
+        guard=marks.in_plugin,
+        import_budget=quarantine.import_budget(),
+        on_load_failure=_load_failed,
     )
 
 
@@ -73,21 +113,33 @@ def _follow_active_generation() -> None:
     logger.info("plugin environment switched: %s -> %s", old, new)
 
 
+def follow_active_environment() -> bool:
+    """Load plugins from the active environment generation if it moved; return whether it did.
+
+    Cheap when nothing moved (one ``readlink``). ``get_host`` calls it before every hook call;
+    code that reads a plugin's files without calling a hook (its static files) calls it too.
+    """
+    if not _environment_switched():
+        return False
+    with _lock:
+        if not _environment_switched():
+            return False
+        _follow_active_generation()
+        return True
+
+
 def get_host() -> PluginHost:
     """Return this process's host, refreshed if the registry changed since it was built."""
     global _host
     generation = current_generation()
     host = _host
-    if _environment_switched():
-        with _lock:
-            if _environment_switched():
-                _follow_active_generation()
-                host = None
+    if follow_active_environment():
+        host = None
     if host is not None and host.state.generation == generation:
         return host
     with _lock:
         if _host is None:
-            _host = create_host(load_state(), on_failure=_record_failure)
+            _host = _new_host()
             logger.info("plugin host built: %s", ", ".join(_host.plugin_names()) or "no plugins")
         elif _host.state.generation != generation:
             _host = _host.refreshed(load_state())

@@ -133,19 +133,36 @@ def from_env(name: str, default: str, parse: Callable[[str], T]) -> T:
         raise ImproperlyConfigured(f"{name}={text!r} is not valid: {exc}") from None
 
 
+def generated_secret(path: Path, generate: Callable[[], str]) -> str:
+    """Return the text kept in ``path``, written once from ``generate()`` if the file is missing.
+
+    The file is created with ``O_EXCL`` and mode 0600 in one step, so it is never readable by
+    anyone but its owner, not even briefly, and two processes starting together agree on one
+    value: the loser of the race waits for the winner to finish writing.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        for _ in range(50):
+            if text := path.read_text().strip():
+                return text
+            time.sleep(0.1)  # the other process is writing it
+        raise RuntimeError(f"{path} is empty: delete it to have a new key generated") from None
+    with os.fdopen(fd, "w") as file:
+        file.write(generate())
+    return path.read_text().strip()
+
+
 def secret_key() -> str:
     """Return ``DJANGO_SECRET_KEY`` or a key generated once and kept in the home folder."""
     if key := os.environ.get("DJANGO_SECRET_KEY"):
         return key
-    path = home() / "secret_key"
-    try:  # created once, readable by the owner only, even when two processes start together
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        for _ in range(50):
-            if key := path.read_text().strip():
-                return key
-            time.sleep(0.1)  # the other process is writing it
-        raise RuntimeError(f"{path} is empty: delete it to have a new key generated") from None
-    with os.fdopen(fd, "w") as file:
-        file.write(secrets.token_urlsafe(50))
-    return path.read_text().strip()
+    return generated_secret(home() / "secret_key", lambda: secrets.token_urlsafe(50))
+
+
+SECRET_KEYS_ENV = "SERVICES_AI_SECRET_KEYS"
+
+
+def secret_settings_key_file() -> Path:
+    """Return the file that holds the keys of secret plugin settings (``SECRET_KEYS_ENV`` unset)."""
+    return home() / "secret-settings.key"

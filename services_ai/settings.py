@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from urllib.parse import unquote, urlsplit
 
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from services_ai import conf
@@ -43,6 +44,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -51,6 +53,30 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+
+# Every response carries a strict Content-Security-Policy (django-csp, see the README): scripts
+# and styles only from the platform's own files, nothing inline, no eval, no plugins or frames,
+# forms only to the platform. htmx is configured to match in base.html (no inline indicator
+# style, no eval, no scripts in swapped content).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [NONE],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+        "base-uri": [NONE],
+        "object-src": [NONE],
+    }
+}
+# Django's defaults, spelled out: they are part of the platform's hardening.
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
 
 ROOT_URLCONF = "services_ai.urls"
 WSGI_APPLICATION = "services_ai.wsgi.application"
@@ -131,6 +157,13 @@ SERVICES_AI_EVENTS = {
     "BACKOFF_MAX": conf.from_env("SERVICES_AI_BACKOFF_MAX", "3600", conf.seconds),
     "STALE_MARGIN": conf.from_env("SERVICES_AI_STALE_MARGIN", "10", conf.seconds),
     "RETENTION_DAYS": conf.from_env("SERVICES_AI_RETENTION_DAYS", "14", conf.seconds),
+}
+
+# Quarantine of plugins that crash or stall processes (plugin_registry/registry/quarantine.py).
+SERVICES_AI_QUARANTINE = {
+    "STRIKES": conf.from_env("SERVICES_AI_QUARANTINE_STRIKES", "3", int),
+    "WINDOW": conf.from_env("SERVICES_AI_QUARANTINE_WINDOW", "600", conf.seconds),
+    "IMPORT_BUDGET": conf.from_env("SERVICES_AI_IMPORT_BUDGET", "10", conf.seconds),
 }
 
 AUTH_PASSWORD_VALIDATORS = [

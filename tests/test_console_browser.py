@@ -159,7 +159,7 @@ def test_console_walkthrough(console, page, tmp_path):
             sai("plugins", "grant", name, "read_bookings")
         sai("plugins", "enable", name)
     page.goto(f"{console.url}/")
-    page.wait_for_selector("section[data-plugin=evil-widget] b.kept")
+    page.wait_for_selector("section[data-plugin=evil-widget] b.plugin-kept")
     page.wait_for_selector("section[data-plugin=booking-widget] h2:not(:text('booking-widget'))")
     assert "widget exploded" in page.inner_text("section[data-plugin=broken-widget]")
     evil = page.locator("section[data-plugin=evil-widget]")
@@ -232,6 +232,15 @@ def test_a_select_setting_is_changed_and_kept_through_the_console(console, page)
         )
         return json.loads(value[0][0]) if value and value[0][0] is not None else None
 
+    def stored_secret(key: str):
+        # Encrypted at rest: the row holds a Fernet token, readable with the home's key file.
+        from cryptography.fernet import Fernet
+
+        value = stored(key)
+        assert set(value) == {"fernet"} and "k-123" not in json.dumps(value)
+        fernet = Fernet((sai.home / "secret-settings.key").read_text().split()[0])
+        return json.loads(fernet.decrypt(value["fernet"].encode()))
+
     sai("plugins", "install", "crm-sync")
     login(page, console)
     page.goto(f"{console.url}/console/plugins/crm-sync/")
@@ -245,7 +254,7 @@ def test_a_select_setting_is_changed_and_kept_through_the_console(console, page)
     select.select_option(label="Nightly batch")
     page.click("form.settings button[type=submit]")
     assert "Settings saved." in page.inner_text(".messages")
-    assert stored("sync_mode") == "nightly" and stored("api_key") == "k-123"
+    assert stored("sync_mode") == "nightly" and stored_secret("api_key") == "k-123"
 
     # Reloaded, the stored choice is selected; saving another field keeps it.
     page.reload()
@@ -255,5 +264,5 @@ def test_a_select_setting_is_changed_and_kept_through_the_console(console, page)
     page.click("form.settings button[type=submit]")
     assert "Settings saved." in page.inner_text(".messages")
     assert page.locator("select[name=sync_mode]").input_value() == "nightly"
-    assert stored("sync_mode") == "nightly" and stored("api_key") == "k-123"
+    assert stored("sync_mode") == "nightly" and stored_secret("api_key") == "k-123"
     assert stored("endpoint") == "https://crm2.example.com/api"

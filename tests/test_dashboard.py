@@ -54,5 +54,5 @@ def test_sanitize_removes_scripts_handlers_and_javascript_urls():
     clean = sanitize(dirty)
     assert "script" not in clean and "onerror" not in clean and "onclick" not in clean
     assert "javascript:" not in clean
-    assert '<p class="x">hi</p>' in clean
+    assert '<p class="plugin-x">hi</p>' in clean  # classes get the prefix plugin-
     assert 'href="https://example.com"' in clean and 'rel="noopener noreferrer"' in clean

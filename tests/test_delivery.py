@@ -330,7 +330,8 @@ def test_a_timeout_caught_by_a_bare_except_still_counts(registry):
 def test_the_supervisor_kills_an_overdue_worker_only_while_it_runs_plugin_code(registry):
     import subprocess
 
-    from services_ai.events.delivery import plugin_marker
+    from plugin_registry.host import marks
+    from plugin_registry.registry.models import PluginFailure
     from services_ai.events.supervisor import Child, Supervisor
 
     registry.enable("idempotent-counter", "read_leads")
@@ -344,17 +345,29 @@ def test_the_supervisor_kills_an_overdue_worker_only_while_it_runs_plugin_code(r
     supervisor = Supervisor(1)
     supervisor.children["w1"] = Child("w1", stand_in)
     try:
-        plugin_marker("w1").parent.mkdir(parents=True, exist_ok=True)
-        plugin_marker("w1").write_text("")  # past the plugin: recording, say, behind a lock
+        marker = marks.marker_path(stand_in.pid)
+        marker.write_text("")  # past the plugin: recording, say, behind a lock
         supervisor._kill_overdue()
         assert stand_in.poll() is None and "w1" in supervisor.children
 
-        plugin_marker("w1").write_text(str(delivery.pk))  # stuck inside the plugin
+        other_event = marks.Mark(
+            "idempotent-counter", "lead_created", f"event {delivery.event_id + 1}"
+        )
+        marker.write_bytes(other_event.encode())  # the same plugin, another delivery
+        supervisor._kill_overdue()
+        assert stand_in.poll() is None and "w1" in supervisor.children
+
+        stuck = marks.Mark("idempotent-counter", "lead_created", f"event {delivery.event_id}")
+        marker.write_bytes(stuck.encode())  # stuck inside the plugin, in this delivery
         supervisor._kill_overdue()
         assert stand_in.wait(timeout=10) == -9 and "w1" not in supervisor.children
+        assert not marker.exists()
         delivery.refresh_from_db()
         assert delivery.status == "failed"
         assert delivery.last_error.startswith(f"DeliveryTimeout: delivery {delivery.pk} exceeded")
+        # The kill is a strike against the plugin, towards its quarantine.
+        strike = PluginFailure.objects.get(plugin_name="idempotent-counter", hook="<stall>")
+        assert f"delivery {delivery.pk}" in strike.message and "killed" in strike.message
     finally:
         if stand_in.poll() is None:
             stand_in.kill()

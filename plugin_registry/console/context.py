@@ -14,8 +14,6 @@ def quarantined_plugins(request: HttpRequest) -> dict[str, object]:
         return {}
     return {
         "quarantined_plugins": list(
-            Plugin.objects.filter(quarantined_at__isnull=False).only(
-                "name", "quarantine_reason"
-            )
+            Plugin.objects.filter(quarantined_at__isnull=False).only("name", "quarantine_reason")
         )
     }

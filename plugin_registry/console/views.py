@@ -41,7 +41,7 @@ from plugin_registry.registry.models import (
     Plugin,
     PluginFailure,
 )
-from plugin_registry.registry.settings_store import missing_required
+from plugin_registry.registry.settings_store import missing_required, unreadable_secrets
 from plugin_registry.runtime import get_host
 from services_ai.access import staff_required as staff_member_required
 from services_ai.events.stats import delivery_stats
@@ -211,6 +211,8 @@ def plugin_list(request: HttpRequest) -> HttpResponse:
 def _plugin_context(request: HttpRequest, plugin: Plugin, form: SettingsForm | None = None):
     stored = dict(plugin.settings.values_list("key", "value"))
     form = form or SettingsForm(plugin.setting_specs, stored)
+    for problem in unreadable_secrets(plugin):  # named, with the fix; the secret counts as unset
+        messages.error(request, str(problem))
     settings_html = ""
     if plugin.enabled:
         outcome = get_host().call_one(plugin.name, "settings_page", plugin_id=plugin.name)

@@ -18,12 +18,14 @@ import logging
 import traceback
 from collections import deque
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from time import perf_counter_ns
 from typing import Any, NamedTuple
 
 import pluggy
 from packaging.utils import canonicalize_name
 
+from plugin_registry.host.budget import ImportBudgetExceeded, import_limit
 from plugin_registry.host.records import HookFailure, HookOutcome, HookStats, LoadFailure
 from plugin_registry.host.state import Ineligible, RegistryState
 from services_ai.plugins import hookspecs
@@ -36,6 +38,9 @@ from services_ai.plugins.permissions import permission_for_call
 logger = logging.getLogger("plugin_registry.host")
 
 FailureCallback = Callable[[HookFailure], None]
+LoadFailureCallback = Callable[[LoadFailure], None]
+# Marks a process as running one plugin's code (its import, or a hook) for the block's length.
+Guard = Callable[[str, str], AbstractContextManager[object]]
 
 
 class _Impl(NamedTuple):
@@ -95,6 +100,9 @@ class PluginHost:
         *,
         on_failure: FailureCallback | None = None,
         failure_log_size: int = 200,
+        guard: Guard | None = None,
+        import_budget: float = 0.0,
+        on_load_failure: LoadFailureCallback | None = None,
     ) -> None:
         self.pm = pluggy.PluginManager(PROJECT_NAME)
         self.pm.add_hookspecs(hookspecs)
@@ -103,22 +111,30 @@ class PluginHost:
         self._given: dict[str, object] = {}  # plugins handed to create_host, not entry points
         self.failures: deque[HookFailure] = deque(maxlen=failure_log_size)
         self.on_failure = on_failure
+        self.guard = guard
+        self.import_budget = import_budget  # seconds one plugin's import may take; 0: no limit
+        self.on_load_failure = on_load_failure
         self._stats: dict[tuple[str, str], HookStats] = {}
         self._dispatch: dict[tuple[str, str | None], _Dispatch] = {}
 
     # -- loading -------------------------------------------------------------------------
 
     def load_entrypoints(
-        self, entry_points: dict[str, list[importlib.metadata.EntryPoint]] | None = None
+        self,
+        entry_points: dict[str, list[importlib.metadata.EntryPoint]] | None = None,
+        *,
+        only: Iterable[str] | None = None,
     ) -> None:
-        """Import and register every enabled plugin that is not registered yet.
+        """Import and register every enabled plugin (of ``only``) that is not registered yet.
 
-        Disabled plugins are never imported. A plugin that fails to import or validate is
-        recorded in :attr:`load_failures` and skipped; the others load.
+        Disabled plugins are never imported. A plugin that fails to import or validate, or whose
+        import outlives the import budget, is recorded in :attr:`load_failures` and skipped;
+        the others load.
         """
         if entry_points is None:
             entry_points = discover_entry_points()
-        for name in sorted(self.state.enabled):
+        names = self.state.enabled if only is None else self.state.enabled & set(only)
+        for name in sorted(names):
             if self.pm.has_plugin(name) or name in self._given:
                 continue
             if name not in entry_points:
@@ -139,7 +155,17 @@ class PluginHost:
                 )
                 continue
             try:
-                plugin = eps[0].load()
+                plugin = self._import(name, eps[0])
+            except ImportBudgetExceeded:
+                self._record_load_failure(
+                    name,
+                    "budget",
+                    f"importing {eps[0].value!r} took longer than the import budget of "
+                    f"{self.import_budget:g}s; it was interrupted (a plugin must not do slow "
+                    "work at import: do it in a hook, or lazily)",
+                    traceback.format_exc(),
+                )
+                continue
             except (Exception, SystemExit) as exc:  # a plugin calling sys.exit() is just broken
                 self._record_load_failure(
                     name,
@@ -153,6 +179,20 @@ class PluginHost:
             except PluginLoadError:
                 continue  # recorded by register()
         self.pm.check_pending()
+
+    def _import(self, name: str, entry_point: importlib.metadata.EntryPoint) -> object:
+        guard = self.guard(name, "import") if self.guard else contextlib.nullcontext()
+        with guard, import_limit(self.import_budget) as limit:
+            plugin = entry_point.load()
+        if limit.fired:  # the plugin caught the interruption and went on
+            raise ImportBudgetExceeded(import_limit.message)
+        return plugin
+
+    def retry_load(self, name: str) -> bool:
+        """Try again to load a plugin whose load failed; return whether it is registered now."""
+        if self.load_failures.pop(name, None) is not None:
+            self.load_entrypoints(only=[name])
+        return self.pm.has_plugin(name)
 
     def register(self, plugin: object, name: str) -> None:
         """Register one plugin object after validating its hooks; raise PluginLoadError."""
@@ -214,6 +254,11 @@ class PluginHost:
         failure = LoadFailure(plugin=name, stage=stage, message=message, traceback=tb)
         self.load_failures[name] = failure
         logger.error("%s", failure)
+        if self.on_load_failure is not None:
+            try:
+                self.on_load_failure(failure)
+            except Exception:
+                logger.exception("recording the load failure of plugin %s failed", name)
         return PluginLoadError(message, plugin=name)
 
     def refreshed(self, state: RegistryState, entry_points: Any = None) -> PluginHost:
@@ -225,7 +270,13 @@ class PluginHost:
         """
         for dispatch in self._dispatch.values():
             dispatch.fold()
-        host = PluginHost(state, on_failure=self.on_failure)
+        host = PluginHost(
+            state,
+            on_failure=self.on_failure,
+            guard=self.guard,
+            import_budget=self.import_budget,
+            on_load_failure=self.on_load_failure,
+        )
         host._stats = self._stats
         host.failures = self.failures
         for name, plugin in self._given.items():
@@ -321,6 +372,8 @@ class PluginHost:
         """Call ``hook`` on the named plugin only; never broadcast."""
         permission = permission_for_call(hook, kwargs)
         reason = self.state.why_not(plugin, hook, permission)
+        if reason is Ineligible.QUARANTINED:
+            return HookOutcome(plugin, hook, skipped="plugin is quarantined")
         if reason in (Ineligible.NOT_INSTALLED, Ineligible.NOT_ENABLED) or not self.pm.has_plugin(
             plugin
         ):
@@ -332,9 +385,11 @@ class PluginHost:
                 continue
             outer = running.call
             running.call = impl.call
+            guard = self.guard(plugin, hook) if self.guard else contextlib.nullcontext()
             start = perf_counter_ns()
             try:
-                value = impl.function(*[kwargs[arg] for arg in impl.argnames])
+                with guard:
+                    value = impl.function(*[kwargs[arg] for arg in impl.argnames])
             except (Exception, SystemExit) as exc:
                 impl.stats.errors += 1
                 return HookOutcome(plugin, hook, failure=self._hook_failed(plugin, hook, exc))
@@ -390,12 +445,21 @@ def create_host(
     load_entrypoints: bool = True,
     plugins: Iterable[tuple[str, object]] = (),
     on_failure: FailureCallback | None = None,
+    guard: Guard | None = None,
+    import_budget: float = 0.0,
+    on_load_failure: LoadFailureCallback | None = None,
 ) -> PluginHost:
     """Build a host for ``state``: register ``plugins`` and, by default, the enabled entry points.
 
     Nothing is loaded at import time; every process (and every test) builds its own host.
     """
-    host = PluginHost(state, on_failure=on_failure)
+    host = PluginHost(
+        state,
+        on_failure=on_failure,
+        guard=guard,
+        import_budget=import_budget,
+        on_load_failure=on_load_failure,
+    )
     for name, plugin in plugins:
         host._given[name] = plugin
         try:

@@ -12,7 +12,8 @@ class LoadFailure:
     """A plugin that could not be loaded; the other plugins loaded without it."""
 
     plugin: str
-    stage: str  # "missing" (not installed here), "import", "register" or "validate"
+    # "missing" (not installed here), "import", "budget" (import too slow), "register", "validate"
+    stage: str
     message: str
     traceback: str = ""
 

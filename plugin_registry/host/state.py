@@ -19,6 +19,7 @@ class Ineligible(enum.Enum):
     NOT_ENABLED = "not enabled"
     NOT_SUBSCRIBED = "hook not in its hook_specs"
     NOT_GRANTED = "permission not granted"
+    QUARANTINED = "quarantined"  # it would receive the hook: its deliveries are held
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,9 @@ class RegistryState:
     declared_hooks: Mapping[str, frozenset[str]] = field(default_factory=dict)
     # The installed plugins, enabled or not; ``None`` when unknown (a host handed its plugins).
     installed: frozenset[str] | None = None
+    # Enabled plugins whose code crashed or stalled processes repeatedly: never imported,
+    # never called; ``declared_hooks`` and ``grants`` still say what they would receive.
+    quarantined: frozenset[str] = frozenset()
 
     def granted(self, plugin: str) -> frozenset[str]:
         """Return the permissions granted to ``plugin``."""
@@ -46,11 +50,13 @@ class RegistryState:
         """Return why ``plugin`` does not receive ``hook`` (needing ``permission``), or None."""
         if self.installed is not None and plugin not in self.installed:
             return Ineligible.NOT_INSTALLED
-        if plugin not in self.enabled:
+        if plugin not in self.enabled and plugin not in self.quarantined:
             return Ineligible.NOT_ENABLED
         declared = self.declared_hooks.get(plugin)
         if declared is not None and hook not in declared:
             return Ineligible.NOT_SUBSCRIBED
         if permission is not None and permission not in self.granted(plugin):
             return Ineligible.NOT_GRANTED
+        if plugin in self.quarantined:
+            return Ineligible.QUARANTINED
         return None

@@ -15,6 +15,8 @@ from plugin_registry.errors import RegistryError, SettingsInvalid
 from plugin_registry.registry.audit import record, redact_settings
 from plugin_registry.registry.generation import bump_generation
 from plugin_registry.registry.models import Plugin, PluginPermission, PluginSetting
+from plugin_registry.registry.quarantine import lift
+from plugin_registry.registry.secrets import encrypt
 from plugin_registry.registry.setting_types import coerce_setting
 from plugin_registry.registry.settings_store import missing_required
 from plugin_registry.registry.signals import installed_hook_due
@@ -55,6 +57,7 @@ def enable(name: str, *, actor: str = "") -> Plugin:
         bump_generation()
         record(actor, "enable", plugin.name, {"enabled": False}, {"enabled": True})
         logger.info("%s enabled plugin %s", actor or "someone", plugin.name)
+    lift(plugin, actor=actor)  # enabling a quarantined plugin again is how an admin lifts it
     if plugin.installed_hook_pending:
         transaction.on_commit(lambda: installed_hook_due.send(Plugin, name=plugin.name))
     return plugin
@@ -135,6 +138,8 @@ def configure(name: str, values: dict[str, Any], *, actor: str = "") -> dict[str
         raise SettingsInvalid(problems)
     stored = dict(plugin.settings.filter(key__in=list(coerced)).values_list("key", "value"))
     for key, value in coerced.items():
+        if specs[key].get("type") == "secret" and value is not None:
+            value = encrypt(value)  # encrypted at rest; the audit entry below is redacted
         PluginSetting.objects.update_or_create(plugin=plugin, key=key, defaults={"value": value})
     spec_list = list(specs.values())
     record(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from plugin_registry.registry.models import AuditEntry
+from plugin_registry.registry.secrets import is_encrypted
 
 REDACTED = "********"
 
@@ -21,9 +22,17 @@ def record(actor: str, action: str, target: str, before: Any = None, after: Any 
 
 
 def redact_settings(values: dict[str, Any], specs: list[dict]) -> dict[str, Any]:
-    """Replace secret values by a mark: the audit log never stores a secret."""
+    """Replace secret values by a mark: the audit log never stores a secret, nor its token.
+
+    A value in the encrypted form is redacted whatever the setting's declared type (a new
+    version of a plugin may have turned a secret into a text setting).
+    """
     secret = {spec["name"] for spec in specs if spec.get("type") == "secret"}
     return {
-        key: (REDACTED if key in secret and value not in (None, "") else value)
+        key: (
+            REDACTED
+            if (key in secret and value not in (None, "")) or is_encrypted(value)
+            else value
+        )
         for key, value in values.items()
     }

@@ -27,6 +27,12 @@ class Plugin(models.Model):
         help_text=_("set when its code crashed or stalled processes repeatedly; enabling lifts it"),
     )
     quarantine_reason = models.TextField(_("quarantined because"), blank=True)
+    strikes_since = models.DateTimeField(
+        _("strikes counted since"),
+        null=True,
+        blank=True,
+        help_text=_("crashes and stalls before this (the last lift) no longer count"),
+    )
     installed_hook_pending = models.BooleanField(
         _("plugin_installed not called yet"),
         default=False,

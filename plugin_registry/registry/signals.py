@@ -9,3 +9,7 @@ from django.dispatch import Signal
 #: A plugin whose ``plugin_installed`` is still due was enabled (sent after the commit);
 #: keyword argument ``name``.
 installed_hook_due = Signal()
+
+#: An admin lifted a plugin's quarantine by enabling it again (sent after the commit): the
+#: deliveries held for it may run again; keyword argument ``name``.
+quarantine_lifted = Signal()

@@ -16,7 +16,7 @@ from django.views.decorators.http import require_GET
 
 from plugin_registry.registry.models import Plugin
 from plugin_registry.registry.templates import package_dir
-from plugin_registry.runtime import get_host
+from plugin_registry.runtime import follow_active_environment, get_host
 from services_ai.access import staff_required as staff_member_required
 from services_ai.bookings.models import BOOKING_FILTERS, Booking
 from services_ai.dashboard.widgets import render_card
@@ -43,24 +43,39 @@ def widget(request: HttpRequest, name: str) -> HttpResponse:
     return render(request, "dashboard/_card.html", {"card": card, "plugin": name})
 
 
+# A plugin's own files are served as data, never as a page of the platform: a document opened
+# from here (HTML, SVG) runs no script and submits no form (``sandbox``), and loads nothing.
+PLUGIN_STATIC_CSP = "default-src 'none'; style-src 'self'; img-src 'self'; sandbox"
+
+
 @require_GET
 @staff_member_required
 def plugin_static(request: HttpRequest, name: str, path: str) -> FileResponse:
-    """A file from an enabled plugin's ``static/`` folder (never outside it)."""
+    """A file from an enabled, installed plugin's ``static/`` folder (never outside it).
+
+    The process first follows the active environment generation, so a plugin installed or
+    upgraded by another process is served at once. Nothing of the plugin is imported: its
+    package folder is found on ``sys.path`` without running its code.
+    """
     if "\x00" in path:  # no file has one; the path functions below would raise
         raise Http404("no such file")
-    if not Plugin.objects.filter(name=name, enabled=True, installed=True).exists():
+    # Enabled as the host sees it: a quarantined plugin counts as disabled here too.
+    plugins = Plugin.objects.filter(enabled=True, installed=True, quarantined_at__isnull=True)
+    if not plugins.filter(name=name).exists():
         raise Http404("no such plugin")
+    follow_active_environment()
     try:
         root = (package_dir(name) / "static").resolve()
-    except LookupError:
-        raise Http404("plugin not loaded here") from None
-    target = (root / path).resolve()
-    if not target.is_relative_to(root) or not target.is_file():
-        raise Http404("no such file")
+        target = (root / path).resolve()
+        if not target.is_relative_to(root) or not target.is_file():
+            raise Http404("no such file")
+        file = target.open("rb")
+    except (LookupError, OSError, RuntimeError, ValueError):  # not here, too long, a loop, ...
+        raise Http404("no such file") from None
     content_type = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
-    response = FileResponse(target.open("rb"), content_type=content_type)
+    response = FileResponse(file, content_type=content_type)
     response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = PLUGIN_STATIC_CSP
     response["Cache-Control"] = "private, max-age=300"
     return response
 

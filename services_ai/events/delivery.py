@@ -4,26 +4,23 @@ from __future__ import annotations
 
 import logging
 import random
-import signal
-import threading
 import time
 import traceback
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from pathlib import Path
 
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
-from plugin_registry.host import PluginHost
+from plugin_registry.host import PluginHost, budget
 from plugin_registry.host.records import HookFailure, HookOutcome
+from plugin_registry.host.state import Ineligible
 from plugin_registry.runtime import get_host
-from services_ai import conf as services_ai_conf
 from services_ai.events import conf
 from services_ai.events.models import Delivery, Event
-from services_ai.events.subscribers import subscribers, why_not_deliverable
+from services_ai.events.subscribers import HELD_REASON, subscribers, why_not_deliverable
 from services_ai.plugins.context import DeliveryInfo, running
 
 logger = logging.getLogger("services_ai.events")
@@ -33,12 +30,15 @@ TIMEOUT_MESSAGE = "exceeded the time budget of this hook"
 RECORD_ATTEMPTS = 3
 
 
-class DeliveryTimeout(BaseException):
-    """Raised inside plugin code when a delivery exceeds its hook's time budget.
+class DeliveryTimeout(budget.TimeBudgetExceeded):
+    """Raised inside plugin code when a delivery exceeds its hook's time budget."""
 
-    A ``BaseException``, like ``KeyboardInterrupt``, so a plugin's ``except Exception:`` cannot
-    swallow it and have an overrun recorded as a success.
-    """
+
+class time_limit(budget.time_limit):  # lower case: used like a function
+    """Interrupt the block with DeliveryTimeout after ``seconds`` (main thread only)."""
+
+    error = DeliveryTimeout
+    message = TIMEOUT_MESSAGE
 
 
 def backoff(attempts: int) -> timedelta:
@@ -103,7 +103,10 @@ def _claim(delivery_id: int, worker_id: str) -> Delivery | str:
             return "running elsewhere"
         if delivery.next_attempt_at > now:
             return "not due yet"
-        reason = why_not_deliverable(delivery.plugin_name, delivery.hook)
+        reason, held = why_not_deliverable(delivery.plugin_name, delivery.hook)
+        if held:
+            _hold(delivery, reason, now=now)
+            return "held"
         if reason:
             _finish(delivery, Status.SKIPPED, now=now, skip_reason=reason)
             logger.info("skipped %s: %s", delivery, reason)
@@ -127,11 +130,22 @@ def _claim(delivery_id: int, worker_id: str) -> Delivery | str:
     return delivery
 
 
+def _hold(delivery: Delivery, reason: str, *, now: datetime) -> None:
+    """Keep a delivery for a quarantined plugin, without an attempt, until it is lifted."""
+    delivery.status = Status.HELD
+    delivery.skip_reason = reason[:300]
+    delivery.lease_expires_at = None
+    delivery.finished_at = now
+    delivery.save(update_fields=["status", "skip_reason", "lease_expires_at", "finished_at"])
+    logger.warning("%s is held: %s", delivery, reason)
+
+
 def run_delivery(delivery_id: int, *, worker_id: str = "") -> str:
     """Run one delivery now, if it is due; record the outcome and schedule a retry."""
     # Build or refresh the host first, outside any delivery's budget: a plugin that imports
-    # slowly must not make other plugins' deliveries time out. An import that hangs is caught
-    # by the supervisor, which kills a worker whose task runs past ``conf.stale_after()``.
+    # slowly must not make other plugins' deliveries time out. Each import has its own budget
+    # (``SERVICES_AI_QUARANTINE["IMPORT_BUDGET"]``); one that ignores the interruption is
+    # caught by the supervisor, which kills a worker whose task runs past ``stale_after()``.
     host = get_host()
     claimed = _claim(delivery_id, worker_id)
     if isinstance(claimed, str):
@@ -142,10 +156,14 @@ def run_delivery(delivery_id: int, *, worker_id: str = "") -> str:
         attempt=delivery.attempts,
         event_id=delivery.event_id,
     )
+    if host.state.why_not(delivery.plugin_name, delivery.hook, None) is Ineligible.QUARANTINED:
+        with transaction.atomic():  # quarantined between the claim and now
+            _hold(delivery, HELD_REASON, now=timezone.now())
+        return "held"
     limit = time_limit(conf.time_budget(delivery.hook))
     started = time.perf_counter()
     try:
-        with _delivering(info), in_plugin_code(worker_id, delivery.pk), limit:
+        with _delivering(info), limit:
             outcome = _call_plugin(host, delivery)
         if limit.fired:  # the plugin caught the interruption (a bare except) and went on
             outcome = _failed(delivery, f"DeliveryTimeout: {TIMEOUT_MESSAGE}", "")
@@ -163,28 +181,6 @@ def run_delivery(delivery_id: int, *, worker_id: str = "") -> str:
             raise
         return "failed"
     return _record(delivery, outcome, (time.perf_counter() - started) * 1000)
-
-
-def plugin_marker(worker_id: str) -> Path:
-    """Return the file that says which delivery's plugin code a worker is running, if any."""
-    return services_ai_conf.home() / "run" / f"{worker_id}.plugin"
-
-
-@contextmanager
-def in_plugin_code(worker_id: str, delivery_id: int) -> Iterator[None]:
-    """Mark the worker as inside plugin code for the supervisor, which only kills a worker
-    overrunning its lease while the plugin runs, never while the platform records the outcome
-    (waiting for a database lock, say)."""
-    if not worker_id:
-        yield
-        return
-    marker = plugin_marker(worker_id)
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.write_text(str(delivery_id))
-    try:
-        yield
-    finally:
-        marker.write_text("")
 
 
 def _discard_connection() -> None:
@@ -209,6 +205,11 @@ def _record(delivery: Delivery, outcome: HookOutcome, duration_ms: float) -> str
 
 
 def _call_plugin(host: PluginHost, delivery: Delivery) -> HookOutcome:
+    failure = host.load_failures.get(delivery.plugin_name)
+    if failure is not None and failure.stage == "budget":
+        # Its import ran out of time in this process: every attempt tries once more (and
+        # strikes it again if it overruns), so a plugin too slow to import is quarantined.
+        host.retry_load(delivery.plugin_name)
     outcome = host.call_one(delivery.plugin_name, delivery.hook, **delivery.event.payload)
     if not outcome.skipped:
         return outcome
@@ -286,43 +287,12 @@ def _delivering(info: DeliveryInfo) -> Iterator[None]:
         running.delivery = outer
 
 
-class time_limit:  # lower case: used like a function, ``with time_limit(3):``
-    """Interrupt the block with DeliveryTimeout after ``seconds`` (main thread only).
-
-    ``fired`` tells afterwards whether the deadline passed, even if the code caught the
-    interruption. Code that blocks the signal or never returns to Python is not interrupted:
-    the worker supervisor kills and replaces such a process once the lease (budget + grace)
-    has passed.
-    """
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self.fired = False
-        self._active = False
-
-    def _interrupt(self, signum: int, frame: object) -> None:
-        self.fired = True
-        raise DeliveryTimeout(TIMEOUT_MESSAGE)
-
-    def __enter__(self) -> time_limit:
-        self._active = threading.current_thread() is threading.main_thread() and self.seconds > 0
-        if self._active:
-            self._previous = signal.signal(signal.SIGALRM, self._interrupt)
-            signal.setitimer(signal.ITIMER_REAL, self.seconds)
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self._active:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, self._previous)
-
-
-RETRYABLE = (Status.DEAD, Status.FAILED, Status.PENDING)
+RETRYABLE = (Status.DEAD, Status.FAILED, Status.PENDING, Status.HELD)
 
 
 def retry(delivery_ids: list[int]) -> int:
-    """Run dead, failed or stuck pending deliveries again now, with a fresh set of attempts for
-    dead ones; return how many."""
+    """Run dead, failed, held or stuck pending deliveries again now, with a fresh set of
+    attempts for dead ones; return how many."""
     count = 0
     now = timezone.now()
     with transaction.atomic():
@@ -334,9 +304,25 @@ def retry(delivery_ids: list[int]) -> int:
             delivery.status = Status.PENDING
             delivery.next_attempt_at = now
             delivery.finished_at = None
+            delivery.skip_reason = ""
             delivery.save(
-                update_fields=["status", "max_attempts", "next_attempt_at", "finished_at"]
+                update_fields=[
+                    "status",
+                    "max_attempts",
+                    "next_attempt_at",
+                    "finished_at",
+                    "skip_reason",
+                ]
             )
             enqueue_delivery(delivery)
             count += 1
+    return count
+
+
+def resume_held(plugin_name: str) -> int:
+    """Run the deliveries held for ``plugin_name`` while it was quarantined; return how many."""
+    held = Delivery.objects.filter(plugin_name=plugin_name, status=Status.HELD)
+    count = retry(list(held.values_list("pk", flat=True)))
+    if count:
+        logger.info("resumed %d deliveries held for plugin %s", count, plugin_name)
     return count

@@ -48,6 +48,7 @@ def delivery_stats() -> list[dict[str, Any]]:
                 "failed": by_status.get("failed", 0),
                 "dead": by_status.get("dead", 0),
                 "skipped": by_status.get("skipped", 0),
+                "held": by_status.get("held", 0),
                 "pending": by_status.get("pending", 0) + by_status.get("running", 0),
                 "p50_ms": percentile(durations, 0.50),
                 "p95_ms": percentile(durations, 0.95),

@@ -6,7 +6,9 @@ Each worker is a child process running django-tasks-db's ``db_worker``. The supe
 - kills a worker whose delivery outlived its lease (time budget + grace): plugin code that
   ignores the in-process timeout cannot stall delivery, the attempt is recorded as timed out;
 - requeues work abandoned by workers that died (``kill -9``, a lost host) every few seconds;
-- recycles workers gracefully when the installed plugins change, so new code is loaded.
+- recycles workers gracefully when the installed plugins change, so new code is loaded;
+- strikes the plugin whose code a worker was running when it died or had to be killed (and
+  the plugins this host's dead web processes were running), towards its quarantine.
 """
 
 from __future__ import annotations
@@ -33,9 +35,11 @@ from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from plugin_registry.distribution.reconcile import converge
+from plugin_registry.host import marks
+from plugin_registry.registry import quarantine
+from plugin_registry.runtime import report_dead_processes
 from services_ai import conf as platform_conf
 from services_ai.events import conf
-from services_ai.events.delivery import plugin_marker
 from services_ai.events.models import Delivery
 from services_ai.events.reaper import abandon_worker, reap_stale
 from services_ai.events.stats import prune
@@ -129,28 +133,43 @@ class Supervisor:
             if code is None:
                 continue
             del self.children[worker_id]
-            plugin_marker(worker_id).unlink(missing_ok=True)
+            running = self._running(child) or []
+            marks.forget(child.process.pid)
             if not child.retiring and self.running:
                 logger.error("worker %s exited with code %s; replacing it", worker_id, code)
+                for mark in running:
+                    quarantine.strike(
+                        mark.plugin,
+                        quarantine.CRASH,
+                        f"worker {worker_id} exited with code {code}, {mark.describe()}",
+                    )
                 abandon_worker(worker_id, f"abandoned: worker {worker_id} exited with code {code}")
 
     @staticmethod
-    def _in_plugin(worker_id: str, delivery_id: int) -> bool:
-        """Whether the worker runs that delivery's plugin code (unknown counts as yes)."""
+    def _running(child: Child) -> list[marks.Mark] | None:
+        """What plugin code the worker runs: its marks, or None when unknown."""
         try:
-            marker = plugin_marker(worker_id).read_text()
+            return marks.decode_all(marks.marker_path(child.process.pid).read_bytes())
         except OSError:
-            return True
-        return marker == str(delivery_id)
+            return None
 
-    def _kill(self, worker_id: str) -> bool:
+    def _in_plugin(self, worker_id: str, plugin: str, event_id: int) -> bool:
+        """Whether the worker runs that delivery's plugin code (unknown counts as yes)."""
+        running = self._running(self.children[worker_id])
+        if running is None:
+            return True
+        return any(m.plugin == plugin and m.detail == f"event {event_id}" for m in running)
+
+    def _kill(self, worker_id: str) -> list[marks.Mark] | None:
+        """Kill a worker; return what plugin code it was running (None: it was not ours)."""
         child = self.children.pop(worker_id, None)
         if child is None:
-            return False
+            return None
+        running = self._running(child) or []
         child.process.kill()
         child.process.wait()
-        plugin_marker(worker_id).unlink(missing_ok=True)
-        return True
+        marks.forget(child.process.pid)
+        return running
 
     def _kill_overdue(self) -> None:
         now = timezone.now()
@@ -158,11 +177,19 @@ class Supervisor:
             status=Delivery.Status.RUNNING,
             worker_id__in=list(self.children),
             lease_expires_at__lt=now,
-        ).values_list("worker_id", "pk", "hook")
-        for worker_id, pk, hook in overdue:
-            if not self._in_plugin(worker_id, pk) or not self._kill(worker_id):
+        ).values_list("worker_id", "pk", "hook", "plugin_name", "event_id")
+        for worker_id, pk, hook, plugin, event_id in overdue:
+            if worker_id not in self.children or not self._in_plugin(worker_id, plugin, event_id):
+                continue
+            if self._kill(worker_id) is None:
                 continue
             budget = conf.time_budget(hook)
+            quarantine.strike(
+                plugin,
+                quarantine.STALL,
+                f"its {hook} hook ran past the {budget:g}s time budget and ignored the "
+                f"interruption (delivery {pk}); worker {worker_id} was killed",
+            )
             abandon_worker(
                 worker_id,
                 f"DeliveryTimeout: delivery {pk} exceeded the {budget:g}s time budget of "
@@ -176,9 +203,20 @@ class Supervisor:
         ).values_list("worker_ids", "task_path")
         for worker_ids, task_path in stuck:
             worker_id = worker_ids[-1] if worker_ids else ""
-            if worker_id in self.children and self._kill(worker_id):
-                abandon_worker(worker_id, f"abandoned: worker {worker_id} was stuck and killed")
-                logger.error("killed worker %s stuck in %s", worker_id, task_path)
+            if worker_id not in self.children:
+                continue
+            running = self._kill(worker_id)
+            if running is None:
+                continue
+            for mark in running:
+                quarantine.strike(
+                    mark.plugin,
+                    quarantine.STALL,
+                    f"worker {worker_id} was stuck {mark.describe()} for longer than "
+                    f"{conf.stale_after().total_seconds():g}s and was killed",
+                )
+            abandon_worker(worker_id, f"abandoned: worker {worker_id} was stuck and killed")
+            logger.error("killed worker %s stuck in %s", worker_id, task_path)
 
     def _recycle(self) -> None:
         logger.info("installed plugins changed: recycling workers gracefully")
@@ -226,6 +264,7 @@ class Supervisor:
                     if now - last_reap > 5:
                         last_reap = now
                         reap_stale()
+                        report_dead_processes()
                         self._converge()
                     if now - last_prune > PRUNE_EVERY:
                         last_prune = now

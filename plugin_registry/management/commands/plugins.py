@@ -17,7 +17,8 @@ from plugin_registry.management.environment_actions import (
 )
 from plugin_registry.registry import actions
 from plugin_registry.registry.models import Plugin
-from plugin_registry.registry.settings_store import missing_required
+from plugin_registry.registry.secrets import new_key
+from plugin_registry.registry.settings_store import missing_required, rotate_secrets
 from plugin_registry.registry.sync import SyncReport, installed_plugins
 from services_ai.cli import require_migrated
 
@@ -87,9 +88,26 @@ class Command(EnvironmentActions, BaseCommand):
         )
         configure.add_argument("name")
         configure.add_argument("values", nargs="+", metavar="KEY=VALUE")
+        rotate = actions.add_parser(
+            "rotate-secrets",
+            help="Re-encrypt every secret setting with the first key of SERVICES_AI_SECRET_KEYS "
+            "(or of the key file); --new-key prints a new key and changes nothing.",
+        )
+        rotate.add_argument(
+            "--new-key", action="store_true", help="Print a new key to put first; change nothing."
+        )
 
     def handle(self, *args: Any, action: str, **options: Any) -> None:
+        if action == "rotate-secrets" and options.get("new_key"):
+            self.stdout.write(new_key())  # needs no database
+            return
         require_migrated()
+        if action == "rotate-secrets":
+            try:
+                self.do_rotate_secrets()
+            except actions.RegistryError as exc:
+                raise CommandError(str(exc)) from None
+            return
         if action == "list":
             self.do_list(**options)
             return
@@ -144,6 +162,8 @@ class Command(EnvironmentActions, BaseCommand):
             return
         for row in rows:
             state = "enabled" if row["enabled"] else "disabled"
+            if row["quarantined"] and row["enabled"]:
+                state = "quarantined"
             if not row["installed"]:
                 state = "not installed"
             perms = ", ".join(
@@ -158,6 +178,14 @@ class Command(EnvironmentActions, BaseCommand):
             for problem in (row["manifest_error"], row["load_error"]):
                 if problem:
                     self.stdout.write(self.style.ERROR(f"    {problem}"))
+            if row["quarantined"]:
+                self.stdout.write(
+                    self.style.ERROR(
+                        f"    quarantined: {row['quarantine_reason']}; its events are held. "
+                        f"Fix or upgrade it, then `services-ai plugins enable {row['name']}` "
+                        "lifts the quarantine"
+                    )
+                )
 
     @staticmethod
     def _row(plugin: Plugin) -> dict[str, Any]:
@@ -175,6 +203,8 @@ class Command(EnvironmentActions, BaseCommand):
             "missing_settings": missing_required(plugin) if not plugin.manifest_error else [],
             "manifest_error": plugin.manifest_error,
             "load_error": plugin.load_error,
+            "quarantined": plugin.quarantined_at is not None,
+            "quarantine_reason": plugin.quarantine_reason,
         }
 
     def do_enable(self, *, name: str, **options: Any) -> None:
@@ -209,6 +239,21 @@ class Command(EnvironmentActions, BaseCommand):
             pairs[key.strip()] = value
         stored = actions.configure(name, pairs, actor="cli")
         self.stdout.write(self.style.SUCCESS(f"configured {name}: {', '.join(stored)}"))
+
+    def do_rotate_secrets(self) -> None:
+        done, keys = rotate_secrets(actor="cli")
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"re-encrypted {done.rotated} secret setting(s) with the first of "
+                f"{keys.describe()}"
+                + (f"; encrypted {done.encrypted} plaintext one(s)" if done.encrypted else "")
+            )
+        )
+        if keys.count > 1:
+            self.stdout.write(
+                "every secret now opens with the first key: once every process runs with it "
+                "first, the other key(s) can be removed"
+            )
 
     def _read_value(self, key: str) -> str:
         if sys.stdin.isatty():

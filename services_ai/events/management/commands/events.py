@@ -28,11 +28,16 @@ class Command(BaseCommand):
         listing.add_argument("--limit", type=int, default=50)
         listing.add_argument("--json", action="store_true")
         again = actions.add_parser(
-            "retry", help="Run dead, failed or stuck pending deliveries again now."
+            "retry", help="Run dead, failed, held or stuck pending deliveries again now."
         )
         again.add_argument("ids", nargs="*", type=int, metavar="ID")
         again.add_argument("--all-dead", action="store_true", help="every dead delivery")
-        again.add_argument("--plugin", help="with --all-dead: only this plugin's")
+        again.add_argument(
+            "--all-held",
+            action="store_true",
+            help="every delivery held for a quarantined plugin (held again while it still is)",
+        )
+        again.add_argument("--plugin", help="with --all-dead/--all-held: only this plugin's")
         pruning = actions.add_parser("prune", help="Delete old succeeded deliveries.")
         pruning.add_argument(
             "--days", type=float, help="keep this many days (default: RETENTION_DAYS)"
@@ -50,14 +55,14 @@ class Command(BaseCommand):
         if not rows:
             self.stdout.write("no deliveries yet")
             return
-        header = f"{'plugin':<24}{'delivered':>10}{'failed':>8}{'dead':>6}{'skipped':>9}"
+        header = f"{'plugin':<24}{'delivered':>10}{'failed':>8}{'dead':>6}{'skipped':>9}{'held':>6}"
         self.stdout.write(header + f"{'pending':>9}{'p50 ms':>9}{'p95 ms':>9}")
         for row in rows:
             p50 = "-" if row["p50_ms"] is None else f"{row['p50_ms']:.1f}"
             p95 = "-" if row["p95_ms"] is None else f"{row['p95_ms']:.1f}"
             self.stdout.write(
                 f"{row['plugin']:<24}{row['delivered']:>10}{row['failed']:>8}{row['dead']:>6}"
-                f"{row['skipped']:>9}{row['pending']:>9}{p50:>9}{p95:>9}"
+                f"{row['skipped']:>9}{row['held']:>6}{row['pending']:>9}{p50:>9}{p95:>9}"
             )
 
     def do_deliveries(self, *, plugin, status, limit: int, json: bool = False, **options) -> None:
@@ -100,13 +105,16 @@ class Command(BaseCommand):
                 f"{d['attempts']}/{d['max_attempts']}  {detail[:100]}"
             )
 
-    def do_retry(self, *, ids: list[int], all_dead: bool, plugin: str | None, **options) -> None:
-        if bool(ids) == all_dead:
-            raise CommandError("give delivery ids or --all-dead (not both)")
-        if plugin and not all_dead:
-            raise CommandError("--plugin only goes with --all-dead")
-        if all_dead:
-            rows = Delivery.objects.filter(status=Delivery.Status.DEAD)
+    def do_retry(
+        self, *, ids: list[int], all_dead: bool, all_held: bool, plugin: str | None, **options
+    ) -> None:
+        if [bool(ids), all_dead, all_held].count(True) != 1:
+            raise CommandError("give delivery ids, --all-dead or --all-held (one of them)")
+        if plugin and not (all_dead or all_held):
+            raise CommandError("--plugin only goes with --all-dead or --all-held")
+        if all_dead or all_held:
+            status = Delivery.Status.DEAD if all_dead else Delivery.Status.HELD
+            rows = Delivery.objects.filter(status=status)
             if plugin:
                 _known_plugin(plugin)
                 rows = rows.filter(plugin_name=plugin)
@@ -122,7 +130,7 @@ class Command(BaseCommand):
             if not_retryable:
                 listed = ", ".join(f"#{d.pk} is {d.status}" for d in not_retryable)
                 raise CommandError(
-                    f"only dead, failed or pending deliveries can be retried: {listed}"
+                    f"only dead, failed, held or pending deliveries can be retried: {listed}"
                 )
         count = retry(list(rows.values_list("pk", flat=True)))
         self.stdout.write(self.style.SUCCESS(f"retrying {count} deliveries"))
