@@ -11,15 +11,20 @@ import contextlib
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
+from typing import Any
+
+from django.db import connection
 
 from plugin_registry.host import marks
+from plugin_registry.host.budget import TimeBudgetExceeded, time_limit
 from plugin_registry.host.manager import PluginHost, create_host
-from plugin_registry.host.records import HookFailure, LoadFailure
-from plugin_registry.registry import quarantine
+from plugin_registry.host.records import HookFailure, HookOutcome, LoadFailure
+from plugin_registry.registry import nodes, quarantine
 from plugin_registry.registry.generation import current_generation
 from plugin_registry.registry.models import Plugin, PluginFailure
-from plugin_registry.registry.signals import installed_hook_due
+from plugin_registry.registry.signals import installed_hook_due, node_behind
 from plugin_registry.registry.state import load_state
 from services_ai import conf
 
@@ -64,6 +69,39 @@ def report_dead_processes() -> int:
     return count
 
 
+_heartbeat_started = False
+
+
+def start_web_heartbeat() -> bool:
+    """Start this web process's heartbeat thread; return whether it started (once per process).
+
+    Every few seconds it says which generation the process runs, and when the node lags the
+    database it asks for the node to be brought up to date: a node with only web processes has
+    no worker supervisor to do it, and must follow even when nobody calls a plugin.
+    """
+    global _heartbeat_started
+    if _heartbeat_started:
+        return False
+    _heartbeat_started = True
+    threading.Thread(target=_web_heartbeat, name="node-heartbeat", daemon=True).start()
+    return True
+
+
+def _web_heartbeat() -> None:
+    while True:
+        try:
+            if not recycled_by_server():  # the app server recycles its workers instead
+                follow_active_environment()
+            nodes.beat("web", nodes.generation_number(conf.loaded_generation()), force=True)
+            if nodes.runs_behind():
+                node_behind.send(PluginHost)
+        except Exception:
+            logger.exception("the web heartbeat of this node failed; retrying")
+        finally:
+            connection.close()
+        time.sleep(nodes.BEAT_EVERY)
+
+
 def _new_host() -> PluginHost:
     try:
         report_dead_processes()
@@ -93,9 +131,24 @@ def _record_load_failures(host: PluginHost) -> None:
     ).update(load_error="")
 
 
+#: Set to ``1`` in the worker processes of ``services-ai serve``: their app server replaces them
+#: (new processes, fresh modules) when the active generation moves, so they never switch in place.
+RECYCLED_ENV = "SERVICES_AI_RECYCLED_PROCESS"
+
+
+def recycled_by_server() -> bool:
+    """Is this process replaced by its server on a new generation, rather than switching itself?"""
+    return os.environ.get(RECYCLED_ENV) == "1"
+
+
 def _environment_switched() -> bool:
-    """Has the managed environment's active generation moved since this process loaded it?"""
-    if conf.GENERATION_ENV in os.environ:  # a process pinned to one generation (its check)
+    """Has the managed environment's active generation moved since this process loaded it?
+
+    Always no in a process pinned to one generation: the child that checks a generation, and
+    the app server's workers (``recycled_by_server``), which serve the generation they started
+    with, hook calls and plugin static files alike, until the server recycles them.
+    """
+    if conf.GENERATION_ENV in os.environ or recycled_by_server():
         return False
     return conf.active_generation_dir() != conf.loaded_generation()
 
@@ -182,7 +235,7 @@ def call_lifecycle_hook(name: str, hook: str, say: Say) -> None:
     host = get_host()
     if name not in host.implementers(hook):
         return  # the plugin does not implement it (or failed to load: recorded by the host)
-    outcome = host.call_one(name, hook)
+    outcome = call_budgeted(name, hook)
     if outcome.failure is not None:
         say(f"warning: {name}'s {hook} hook failed: {outcome.failure.message}")
     elif outcome.skipped:
@@ -211,3 +264,56 @@ def _on_installed_hook_due(sender: object, name: str, **kwargs: object) -> None:
 
 
 installed_hook_due.connect(_on_installed_hook_due, dispatch_uid="plugin_registry.runtime")
+
+
+# -- hooks called while someone waits ----------------------------------------------------------
+
+
+class SyncHookTimeout(TimeBudgetExceeded):
+    """Raised inside a synchronous hook (widget, settings page, export) past its budget."""
+
+
+class _sync_limit(time_limit):
+    error = SyncHookTimeout
+    message = "exceeded the time budget of this hook"
+
+
+def call_budgeted(plugin: str, hook: str, /, **kwargs: Any) -> HookOutcome:
+    """Call ``hook`` on one plugin for a waiting request, within the hook's budget.
+
+    Past the budget (``SERVICES_AI_SYNC_BUDGET``) the caller gets a failed outcome at once and
+    the plugin's call is abandoned: interrupted on a process's main thread (a worker of the app
+    server, a command), left to finish on its own thread otherwise (the development server's
+    request threads). Each overrun is a strike towards the plugin's quarantine.
+    """
+    host = get_host()
+    budget = quarantine.sync_budget(hook)
+    if threading.current_thread() is threading.main_thread():
+        try:
+            with _sync_limit(budget) as limit:
+                outcome = host.call_one(plugin, hook, **kwargs)
+        except SyncHookTimeout:
+            return _overran(plugin, hook, budget)
+        return _overran(plugin, hook, budget) if limit.fired else outcome
+    done: list[HookOutcome] = []
+
+    def run() -> None:
+        try:
+            done.append(host.call_one(plugin, hook, **kwargs))
+        finally:
+            connection.close()  # this thread's own connection
+
+    thread = threading.Thread(target=run, name=f"{plugin}.{hook}", daemon=True)
+    thread.start()
+    thread.join(budget)
+    return done[0] if done else _overran(plugin, hook, budget)
+
+
+def _overran(plugin: str, hook: str, budget: float) -> HookOutcome:
+    message = f"did not answer within its {budget:g}s budget; the call was abandoned"
+    try:
+        quarantine.strike(plugin, quarantine.STALL, f"its {hook} hook {message}")
+    except Exception:
+        logger.exception("recording the stall of plugin %s failed", plugin)
+    failure = HookFailure(plugin, hook, f"SyncHookTimeout: {message}", "")
+    return HookOutcome(plugin, hook, failure=failure)

@@ -2,7 +2,8 @@
 # Set up and run the platform on a fresh machine: SQLite in SERVICES_AI_HOME (default ./var),
 # the embedded plugin index (devpi) with the example plugins published, then installed into the
 # managed environment, enabled and configured, an admin user, demo data, the event
-# delivery worker, and the web server on http://127.0.0.1:${PORT:-8000}/ (Ctrl-C stops both).
+# delivery worker, and the web server (gunicorn, `services-ai serve`) on
+# http://127.0.0.1:${PORT:-8000}/ (Ctrl-C stops the server, the worker and the index).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export SERVICES_AI_HOME="${SERVICES_AI_HOME:-$PWD/var}"
@@ -16,7 +17,11 @@ echo "==> starting the plugin index (devpi-server on 127.0.0.1:${SERVICES_AI_IND
 $sai index init
 $sai index start
 stop_all() {
-  [ -n "${worker:-}" ] && kill -TERM "$worker" 2>/dev/null && wait "$worker" 2>/dev/null
+  # Ctrl-C reaches the worker too (it then stops by itself): whatever its exit status, go on.
+  if [ -n "${worker:-}" ]; then
+    kill -TERM "$worker" 2>/dev/null || true
+    wait "$worker" 2>/dev/null || true
+  fi
   $sai index stop
 }
 trap stop_all EXIT
@@ -53,5 +58,6 @@ $sai worker --processes 1 &
 worker=$!
 
 echo "==> serving on http://127.0.0.1:${PORT:-8000}/ (console at /console/, admin at /admin/)"
-# --insecure: the development server also serves the static files (CSS, htmx).
-$sai runserver --noreload --insecure "127.0.0.1:${PORT:-8000}"
+# gunicorn, with SERVICES_AI_WEB_WORKERS worker processes (default 2 per CPU + 1): it collects the
+# static files first (WhiteNoise serves them) and recycles its workers when the plugins change.
+$sai serve --bind "127.0.0.1:${PORT:-8000}"

@@ -45,6 +45,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
+    # Static files, answered before sessions and auth; below the CSP so they carry it too.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -140,11 +142,12 @@ DATABASES = {
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# Fan-outs and deliveries have queues of their own, so operators can watch and size them apart.
+# Fan-outs, deliveries and console operations (install, upgrade, ...) have queues of their own,
+# so operators can watch and size them apart.
 TASKS = {
     "default": {
         "BACKEND": "django_tasks_db.DatabaseBackend",
-        "QUEUES": ["default", "events", "deliveries"],
+        "QUEUES": ["default", "events", "deliveries", "operations"],
     }
 }
 
@@ -157,6 +160,7 @@ SERVICES_AI_EVENTS = {
     "BACKOFF_MAX": conf.from_env("SERVICES_AI_BACKOFF_MAX", "3600", conf.seconds),
     "STALE_MARGIN": conf.from_env("SERVICES_AI_STALE_MARGIN", "10", conf.seconds),
     "RETENTION_DAYS": conf.from_env("SERVICES_AI_RETENTION_DAYS", "14", conf.seconds),
+    "PLUGIN_CONCURRENCY": conf.from_env("SERVICES_AI_PLUGIN_CONCURRENCY", "0", int),
 }
 
 # Quarantine of plugins that crash or stall processes (plugin_registry/registry/quarantine.py).
@@ -164,6 +168,9 @@ SERVICES_AI_QUARANTINE = {
     "STRIKES": conf.from_env("SERVICES_AI_QUARANTINE_STRIKES", "3", int),
     "WINDOW": conf.from_env("SERVICES_AI_QUARANTINE_WINDOW", "600", conf.seconds),
     "IMPORT_BUDGET": conf.from_env("SERVICES_AI_IMPORT_BUDGET", "10", conf.seconds),
+    "SYNC_BUDGET": conf.from_env(
+        "SERVICES_AI_SYNC_BUDGET", "default=30,dashboard_widget=5,settings_page=5", parse_budgets
+    ),
 }
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -179,7 +186,15 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "/static/"
+# `services-ai serve` runs collectstatic into it; WhiteNoise serves it (gzip variants included),
+# with ETag and a short max-age: the names carry no hash, so no manifest is needed in tests
+# and development.
 STATIC_ROOT = HOME / "static"
+STATIC_ROOT.mkdir(exist_ok=True)  # WhiteNoise warns about a missing folder in every process
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
 
 LOGGING = {
     "version": 1,

@@ -6,3 +6,8 @@ from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "services_ai.settings")
 application = get_wsgi_application()
+
+from plugin_registry.runtime import start_web_heartbeat  # noqa: E402  (needs Django set up)
+
+# This process serves the web: it reports its node's heartbeat and follows the environment.
+start_web_heartbeat()

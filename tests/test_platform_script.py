@@ -66,6 +66,13 @@ def test_platform_script_sets_up_and_serves(tmp_path: Path):
         output = (tmp_path / "platform.log").read_text()
         assert status == 302, f"dashboard did not answer (status {status}):\n{output}"
         assert status_of(f"http://127.0.0.1:{port}/admin/login/") == 200
+        # The production server (gunicorn), its static files collected and served by WhiteNoise.
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{port}/static/services_ai/console.css"
+        ) as css:
+            assert css.headers["Server"].startswith("gunicorn")
+            assert "max-age=" in css.headers["Cache-Control"]
+        assert "worker process(es) (gunicorn)" in output
         assert "created 3 leads and bookings" in output
         while "supervising 1 worker process(es)" not in output and time.monotonic() < deadline:
             time.sleep(0.5)  # the worker and the web server start side by side
@@ -96,10 +103,12 @@ def test_platform_script_sets_up_and_serves(tmp_path: Path):
         # The demo leads reached the plugins through the worker the script started.
         assert delivered == expected
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in the terminal
         proc.wait(timeout=60)
         log.close()
-    # Stopping the script stopped the index it started.
+    # Ctrl-C stopped the server, and the script then stopped the worker and the index.
     output = (tmp_path / "platform.log").read_text()
+    assert "Shutting down: Master" in output, output[-3000:]
+    assert "all workers stopped" in output, output[-3000:]
     assert "stopped the index (pid" in output, output[-3000:]
     assert not (home / "index" / "server.pid").exists()

@@ -248,6 +248,19 @@ HOSTILE_PLUGINS = {
         """,
         {"hook_specs": ["lead_created"], "permissions": ["read_leads"], "settings": []},
     ),
+    # A dashboard widget that never answers.
+    "hang-widget": (
+        """
+        import time
+
+        from services_ai.plugins import hookimpl
+
+        @hookimpl
+        def dashboard_widget(context):
+            time.sleep(3600)
+        """,
+        {"hook_specs": ["dashboard_widget"], "permissions": [], "settings": []},
+    ),
     # Leaves a file behind in every process that imports it.
     "import-spy": (
         """
@@ -375,3 +388,51 @@ def test_a_slow_importer_and_a_crashing_hook_are_quarantined_while_others_flow(
         assert list(home.glob("imported-by-*")) != []
     finally:
         platform.stop_all()
+
+
+HANGING_WIDGET_REQUESTS = """
+import threading, time
+import django
+django.setup()
+from django.contrib.auth.models import User
+from django.test import Client
+from plugin_registry.runtime import call_budgeted
+User.objects.create_superuser("web", "", "pw")
+client = Client(HTTP_HOST="localhost")
+client.login(username="web", password="pw")
+for _ in range(2):  # on the main thread (an app server's worker): interrupted
+    started = time.monotonic()
+    page = client.get("/widgets/hang-widget/").content.decode()
+    print("main", round(time.monotonic() - started, 1), "did not answer in time" in page)
+found = []  # on another thread (the development server): abandoned
+started = time.monotonic()
+thread = threading.Thread(target=lambda: found.append(call_budgeted("hang-widget", "dashboard_widget", context={})))
+thread.start()
+thread.join(60)
+print("thread", round(time.monotonic() - started, 1), found[0].failure.message)
+print("listed", 'data-plugin="hang-widget"' in client.get("/").content.decode())
+"""
+
+
+@pytest.mark.subprocess
+def test_a_hanging_widget_answers_within_its_budget_and_is_quarantined(
+    tmp_path, example_site, hostile_site
+):
+    platform = Platform(
+        tmp_path, [example_site, hostile_site], "", SERVICES_AI_SYNC_BUDGET="dashboard_widget=1"
+    )
+    platform.enable("hang-widget")
+    child = platform.sai.python(
+        HANGING_WIDGET_REQUESTS, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    out, err = child.communicate(timeout=120)
+    assert child.returncode == 0, err
+    lines = [line.split(" ", 2) for line in out.splitlines()]
+    assert [line[0] for line in lines] == ["main", "main", "thread", "listed"]
+    # Each call was cut short: the plugin sleeps an hour, the child had two minutes in all.
+    assert [rest for _, _, rest in lines[:2]] == ["True", "True"]
+    assert lines[2][2] == (
+        "SyncHookTimeout: did not answer within its 1s budget; the call was abandoned"
+    )
+    assert lines[3][1] == "False"  # three strikes: quarantined, no longer on the dashboard
+    assert "did not answer within its 1s budget" in quarantined(platform)["hang-widget"]

@@ -1,56 +1,54 @@
-"""Long changes started from the console run in a thread and report progress in the database.
+"""Long changes started from the console are tasks on the queue, run by a worker.
 
-The page that started one polls ``Operation.log`` and ends with its success or error message.
+``start`` records the ``Operation`` and enqueues its task in one transaction, and does nothing
+else: the web process never changes its own environment for a console operation (it follows the
+new generation on its next hook call, as every process does). The operation's page polls the
+row; ``plugin_registry.console.tasks`` runs it; ``plugin_registry.registry.operations`` says
+what happens to one nobody runs or whose worker died.
 """
 
 from __future__ import annotations
 
-import logging
-import threading
-from collections.abc import Callable
+from typing import Any
 
-from django.db import close_old_connections, connection
-from django.utils import timezone
+from django.db import transaction
 
-from plugin_registry.errors import RegistryError
+from plugin_registry.console.tasks import KINDS, run_operation
 from plugin_registry.registry.models import Operation
+from plugin_registry.registry.operations import (
+    HEARTBEAT_EVERY,
+    SILENT_AFTER,
+    silent_for,
+    waiting_for_worker,
+)
 
-logger = logging.getLogger("plugin_registry.console.operations")
-
-Work = Callable[[Callable[[str], None]], str]
+__all__ = ["page_context", "start"]
 
 
-def start(kind: str, description: str, actor: str, work: Work) -> Operation:
-    """Record an operation and run ``work(say)`` in a background thread; return the record."""
-    operation = Operation.objects.create(kind=kind, description=description[:300], actor=actor)
-    thread = threading.Thread(
-        target=_run, args=(operation.pk, work), name=f"operation-{operation.pk}", daemon=True
-    )
-    thread.start()
+def start(description: str, actor: str, work: dict[str, Any]) -> Operation:
+    """Record an operation and enqueue the task that runs ``work``; return the record.
+
+    ``work`` is JSON: the kind (a key of ``KINDS``) and its parameters, e.g.
+    ``{"kind": "uninstall", "name": "greeter"}``.
+    """
+    if work.get("kind") not in KINDS:
+        raise ValueError(f"unknown operation kind {work.get('kind')!r}; known: {sorted(KINDS)}")
+    with transaction.atomic():
+        operation = Operation.objects.create(
+            kind=work["kind"], description=description[:300], actor=actor
+        )
+        result = run_operation.enqueue(operation.pk, work)
+        operation.task_id = str(result.id)
+        operation.save(update_fields=["task_id"])
     return operation
 
 
-def _run(pk: int, work: Work) -> None:
-    lines: list[str] = []
-
-    def say(message: str) -> None:
-        lines.append(message)
-        Operation.objects.filter(pk=pk).update(log="\n".join(lines))
-
-    status, result = Operation.Status.FAILED, ""
-    try:
-        result = work(say)
-        status = Operation.Status.SUCCEEDED
-    except RegistryError as exc:
-        result = str(exc)
-    except Exception as exc:  # the admin must hear about it, whatever it was
-        logger.exception("operation %s failed", pk)
-        result = f"unexpected error: {type(exc).__name__}: {exc}"
-    finally:
-        try:
-            Operation.objects.filter(pk=pk).update(
-                status=status, result=result[:20000], finished_at=timezone.now()
-            )
-        finally:
-            close_old_connections()
-            connection.close()
+def page_context(op: Operation) -> dict[str, Any]:
+    """What the operation's page shows beside the row: waiting for a worker, a silent worker."""
+    silent = silent_for(op)
+    return {
+        "op": op,
+        "waiting": waiting_for_worker(op),
+        "silent": int(silent) if silent > 3 * HEARTBEAT_EVERY else 0,
+        "silent_after": int(SILENT_AFTER),
+    }

@@ -31,7 +31,7 @@ from plugin_registry.distribution.environment import Environment
 from plugin_registry.distribution.index import IndexClient
 from plugin_registry.distribution.reconcile import history, node_is_behind, registry_action
 from plugin_registry.host.sanitize import sanitize
-from plugin_registry.registry import actions
+from plugin_registry.registry import actions, nodes
 from plugin_registry.registry.audit import record
 from plugin_registry.registry.models import (
     AuditEntry,
@@ -42,7 +42,7 @@ from plugin_registry.registry.models import (
     PluginFailure,
 )
 from plugin_registry.registry.settings_store import missing_required, unreadable_secrets
-from plugin_registry.runtime import get_host
+from plugin_registry.runtime import call_budgeted
 from services_ai.access import staff_required as staff_member_required
 from services_ai.events.stats import delivery_stats
 
@@ -130,17 +130,8 @@ def _can_manage(request: HttpRequest) -> bool:
 @require_POST
 @manager_required
 def catalogue_refresh(request: HttpRequest) -> HttpResponse:
-    try:
-        report = sync_catalogue()
-    except actions.RegistryError as exc:
-        messages.error(request, str(exc))
-    else:
-        messages.success(
-            request,
-            f"Catalogue refreshed: {report.projects} project(s), {len(report.new)} new "
-            f"version(s), {len(report.gone)} gone.",
-        )
-    return redirect("console:catalogue")
+    op = operations.start("refresh the catalogue", actor(request), {"kind": "refresh"})
+    return redirect("console:operation", pk=op.pk)
 
 
 @staff_member_required
@@ -159,11 +150,9 @@ def install(request: HttpRequest, name: str) -> HttpResponse:
             )
             return redirect("console:catalogue")
         verb = "install" if current is None else "upgrade"
+        requirement = f"{row.name}=={row.version}"
         operation = operations.start(
-            verb,
-            f"{verb} {row.name}=={row.version}",
-            actor(request),
-            lambda say: _install(row.name, row.version, actor(request), say),
+            f"{verb} {requirement}", actor(request), {"kind": verb, "requirements": [requirement]}
         )
         return redirect("console:operation", pk=operation.pk)
     granted: set[str] = set()
@@ -177,12 +166,6 @@ def install(request: HttpRequest, name: str) -> HttpResponse:
     )
 
 
-def _install(name: str, version: str, who: str, say) -> str:
-    result = Environment(say=say).install({name: version}, f"install {name}=={version}", who)
-    lines = [line for change in result.changes for line in change.describe()]
-    return f"Generation {result.generation} is active. " + (" ".join(lines) or "No change.")
-
-
 # -- operations --------------------------------------------------------------------------------
 
 
@@ -191,7 +174,7 @@ def _install(name: str, version: str, who: str, say) -> str:
 def operation(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     op = get_object_or_404(Operation, pk=pk)
     template = "console/_operation.html" if request.htmx else "console/operation.html"
-    return render(request, template, {"op": op})
+    return render(request, template, operations.page_context(op))
 
 
 # -- plugins -----------------------------------------------------------------------------------
@@ -215,7 +198,7 @@ def _plugin_context(request: HttpRequest, plugin: Plugin, form: SettingsForm | N
         messages.error(request, str(problem))
     settings_html = ""
     if plugin.enabled:
-        outcome = get_host().call_one(plugin.name, "settings_page", plugin_id=plugin.name)
+        outcome = call_budgeted(plugin.name, "settings_page", plugin_id=plugin.name)
         if outcome.failure is not None:
             settings_html = ""
             messages.warning(request, f"Its settings page failed: {outcome.failure.message}")
@@ -310,13 +293,7 @@ def plugin_uninstall(request: HttpRequest, name: str) -> HttpResponse:
     if request.POST.get("confirm") != name:
         messages.error(request, f"Type {name} to confirm the uninstall.")
         return redirect("console:plugin", name=name)
-    who = actor(request)
-
-    def work(say) -> str:
-        result = Environment(say=say).uninstall(name, who)
-        return f"Uninstalled {name}; generation {result.generation} is active."
-
-    op = operations.start("uninstall", f"uninstall {name}", who, work)
+    op = operations.start(f"uninstall {name}", actor(request), {"kind": "uninstall", "name": name})
     return redirect("console:operation", pk=op.pk)
 
 
@@ -324,13 +301,9 @@ def plugin_uninstall(request: HttpRequest, name: str) -> HttpResponse:
 @manager_required
 def rollback(request: HttpRequest, number: int) -> HttpResponse:
     get_object_or_404(EnvironmentGeneration, number=number)
-    who = actor(request)
-
-    def work(say) -> str:
-        result = Environment(say=say).rollback(number, who)
-        return f"Generation {result.generation} is active again."
-
-    op = operations.start("rollback", f"roll back to generation {number}", who, work)
+    op = operations.start(
+        f"roll back to generation {number}", actor(request), {"kind": "rollback", "to": number}
+    )
     return redirect("console:operation", pk=op.pk)
 
 
@@ -340,7 +313,12 @@ def environment_history(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "console/history.html",
-        {"generations": history()[:50], "can_manage": _can_manage(request)},
+        {
+            "generations": history()[:50],
+            "can_manage": _can_manage(request),
+            "nodes": nodes.nodes(),
+            "this_node": nodes.node_name(),
+        },
     )
 
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import importlib.metadata
 import logging
+import subprocess
+import sys
+import threading
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -18,8 +21,10 @@ from plugin_registry.distribution.lockfile import (
     parse_lock,
     split_host,
 )
+from plugin_registry.errors import RegistryError
 from plugin_registry.registry.models import EnvironmentGeneration
 from plugin_registry.registry.sync import SyncReport, sync_registry
+from plugin_registry.runtime import follow_active_environment, recycled_by_server
 from services_ai import conf
 
 logger = logging.getLogger(__name__)
@@ -50,14 +55,67 @@ def converge(say: Say, *, wait: bool = True) -> None:
         return
 
 
+_background = threading.Lock()
+RECOVER_TIMEOUT = 900  # seconds a background catch-up may take (a large environment's build)
+
+
+def converge_in_background(**kwargs: object) -> bool:
+    """Bring this node up to date without touching this process; return whether it started.
+
+    A web process must keep answering, and must never swap its modules in place: the catch-up
+    runs as a child ``services-ai plugins recover`` (which waits its turn on the change lock),
+    watched from a thread. The node's ``env/active`` link then moves, and the web processes
+    follow: the app server recycles its workers, the development server switches on the next
+    hook call. One at a time per process.
+    """
+    if not _background.acquire(blocking=False):
+        return False
+
+    def run() -> None:
+        try:
+            result = subprocess.run(
+                [sys.executable, "-m", "services_ai", "plugins", "recover"],
+                capture_output=True,
+                text=True,
+                timeout=RECOVER_TIMEOUT,
+                start_new_session=True,  # it finishes even if this process is recycled meanwhile
+            )
+            if result.returncode:
+                logger.error(
+                    "bringing this node's plugin environment up to date failed:\n%s",
+                    result.stderr.strip() or result.stdout.strip(),
+                )
+            else:
+                logger.info("plugin environment: %s", result.stdout.strip())
+        except (OSError, subprocess.SubprocessError):
+            logger.exception("bringing this node's plugin environment up to date failed")
+        finally:
+            _background.release()
+
+    threading.Thread(target=run, name="converge", daemon=True).start()
+    return True
+
+
 def registry_action(action: Callable[[SyncReport], T], say: Say) -> T:
     """Run an admin action on the registry, its mirror refreshed in the same transaction.
 
     A refused action rolls the refresh back too, so bad input changes nothing; a node that lags
     behind the database catches up first (the refresh would otherwise mark plugins installed
-    elsewhere as missing). The command line and the console both act through here.
+    elsewhere as missing), and so does this process when a worker moved the node to a new
+    generation since it loaded its plugins. The command line and the console both act through
+    here. An app server's worker never switches in place: while it is not on the active
+    generation it refuses, asks for the catch-up, and is recycled onto the new generation.
     """
-    converge(say)
+    if recycled_by_server():
+        if node_is_behind() or conf.loaded_generation() != conf.active_generation_dir():
+            converge_in_background()
+            raise RegistryError(
+                "this web process is moving to the plugin environment the database names as "
+                "active; try again in a few seconds"
+            )
+    else:
+        converge(say)
+        follow_active_environment()
     with transaction.atomic():
         return action(sync_registry())
 

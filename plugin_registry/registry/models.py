@@ -254,9 +254,17 @@ class AuditEntry(models.Model):
 
 
 class Operation(models.Model):
-    """A long change started from the console (install, upgrade, uninstall, rollback)."""
+    """A long change started from the console (install, upgrade, uninstall, rollback, refresh).
+
+    The web process records it and enqueues one task (queue ``operations``); a worker runs it,
+    writing its progress to ``log`` and its outcome to ``status`` and ``result``, so any web
+    process can show it. The worker beats ``heartbeat_at`` while it works; the worker
+    supervisor's reaper fails an operation whose task failed or vanished or whose worker fell
+    silent (``plugin_registry.registry.operations``).
+    """
 
     class Status(models.TextChoices):
+        QUEUED = "queued", _("queued")
         RUNNING = "running", _("running")
         SUCCEEDED = "succeeded", _("succeeded")
         FAILED = "failed", _("failed")
@@ -265,12 +273,20 @@ class Operation(models.Model):
     description = models.CharField(_("description"), max_length=300)
     actor = models.CharField(_("by"), max_length=150)
     status = models.CharField(
-        _("status"), max_length=20, choices=Status.choices, default=Status.RUNNING
+        _("status"), max_length=20, choices=Status.choices, default=Status.QUEUED
     )
     log = models.TextField(_("progress"), blank=True)
     result = models.TextField(_("result"), blank=True)
     started_at = models.DateTimeField(_("started"), auto_now_add=True)
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    task_id = models.CharField(
+        _("task"), max_length=64, blank=True, db_index=True, help_text=_("the queued task")
+    )
+    worker_id = models.CharField(_("worker"), max_length=64, blank=True)
+    host = models.CharField(_("host"), max_length=255, blank=True)
+    pid = models.PositiveIntegerField(_("process id"), null=True, blank=True)
+    picked_up_at = models.DateTimeField(_("picked up"), null=True, blank=True)
+    heartbeat_at = models.DateTimeField(_("last heartbeat"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("operation")
@@ -279,3 +295,35 @@ class Operation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.description} ({self.status})"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (self.Status.SUCCEEDED, self.Status.FAILED)
+
+
+class NodeHeartbeat(models.Model):
+    """What one kind of process on one node last said: which plugin environment it runs.
+
+    The worker supervisor and the web processes of every node write theirs every few seconds,
+    so ``services-ai nodes`` and the console show each node, its generation and any skew.
+    """
+
+    node = models.CharField(_("node"), max_length=200)
+    role = models.CharField(_("role"), max_length=20, help_text=_("web or worker"))
+    pid = models.PositiveIntegerField(_("process"), default=0)
+    generation = models.PositiveIntegerField(
+        _("generation it runs"), null=True, blank=True, help_text=_("none: no plugins installed")
+    )
+    started_at = models.DateTimeField(_("started"), auto_now_add=True)
+    heartbeat_at = models.DateTimeField(_("last heartbeat"))
+
+    class Meta:
+        verbose_name = _("node heartbeat")
+        verbose_name_plural = _("node heartbeats")
+        constraints = [
+            models.UniqueConstraint(fields=["node", "role"], name="one_heartbeat_per_node_role")
+        ]
+        ordering = ["node", "role"]
+
+    def __str__(self) -> str:
+        return f"{self.node} ({self.role})"

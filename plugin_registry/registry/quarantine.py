@@ -33,6 +33,12 @@ DEFAULTS: dict[str, Any] = {
     "STRIKES": 3,  # crashes or stalls ...
     "WINDOW": 600.0,  # ... within this many seconds quarantine a plugin
     "IMPORT_BUDGET": 10.0,  # seconds one plugin's import may take (0: no limit)
+    # Seconds a hook called while someone waits (a web request, a command) may take.
+    "SYNC_BUDGET": {
+        "default": 30.0,
+        "dashboard_widget": 5.0,
+        "settings_page": 5.0,
+    },
 }
 
 
@@ -43,6 +49,12 @@ def get(name: str) -> Any:
 
 def import_budget() -> float:
     return float(get("IMPORT_BUDGET"))
+
+
+def sync_budget(hook: str) -> float:
+    """Return the budget, in seconds, of ``hook`` called while a request or command waits."""
+    budgets = {**DEFAULTS["SYNC_BUDGET"], **get("SYNC_BUDGET")}
+    return float(budgets.get(hook, budgets["default"]))
 
 
 def strike(plugin_name: str, kind: str, message: str) -> bool:

@@ -13,3 +13,7 @@ installed_hook_due = Signal()
 #: An admin lifted a plugin's quarantine by enabling it again (sent after the commit): the
 #: deliveries held for it may run again; keyword argument ``name``.
 quarantine_lifted = Signal()
+
+#: A web process found its node behind the database's active plugin environment; the layer
+#: that builds environments brings the node up to date (in the background).
+node_behind = Signal()

@@ -16,7 +16,7 @@ from django.views.decorators.http import require_GET
 
 from plugin_registry.registry.models import Plugin
 from plugin_registry.registry.templates import package_dir
-from plugin_registry.runtime import follow_active_environment, get_host
+from plugin_registry.runtime import call_budgeted, follow_active_environment, get_host
 from services_ai.access import staff_required as staff_member_required
 from services_ai.bookings.models import BOOKING_FILTERS, Booking
 from services_ai.dashboard.widgets import render_card
@@ -39,7 +39,7 @@ def widget(request: HttpRequest, name: str) -> HttpResponse:
     host = get_host()
     if name not in host.implementers("dashboard_widget"):
         raise Http404("no such widget")
-    card = render_card(host, name, request.user.get_username())
+    card = render_card(name, request.user.get_username())
     return render(request, "dashboard/_card.html", {"card": card, "plugin": name})
 
 
@@ -155,7 +155,7 @@ def exports(request: HttpRequest) -> HttpResponse:
     if plugin not in offers:
         messages.error(request, f"{plugin} offers no export of {data_type} (or may not read them)")
         return redirect("exports")
-    outcome = host.call_one(plugin, "data_export", data_type=data_type, filters=filters)
+    outcome = call_budgeted(plugin, "data_export", data_type=data_type, filters=filters)
     export = outcome.value
     if outcome.failure is not None or not isinstance(export, dict) or "content" not in export:
         why = outcome.failure.message if outcome.failure else "it offered nothing for this data"

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from django.utils import timezone
 
-from plugin_registry.host import PluginHost
 from plugin_registry.host.sanitize import sanitize
+from plugin_registry.runtime import call_budgeted
 
 
 @dataclass(frozen=True)
@@ -19,10 +19,13 @@ class Card:
     error: str = ""
 
 
-def render_card(host: PluginHost, plugin: str, username: str) -> Card | None:
-    """Call ``dashboard_widget`` on one plugin; a failure is shown in its own card only."""
+def render_card(plugin: str, username: str) -> Card | None:
+    """Call ``dashboard_widget`` on one plugin within its budget; a failure or an overrun is
+    shown in its own card only."""
     context = {"user": username, "now": timezone.now().isoformat(), "plugin_id": plugin}
-    outcome = host.call_one(plugin, "dashboard_widget", context=context)
+    outcome = call_budgeted(plugin, "dashboard_widget", context=context)
+    if outcome.failure is not None and outcome.failure.message.startswith("SyncHookTimeout"):
+        return Card(plugin, plugin, error="This widget did not answer in time.")
     if outcome.failure is not None:
         return Card(plugin, plugin, error=f"This widget failed: {outcome.failure.message}")
     value = outcome.value

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from datetime import timedelta
 from typing import Any
 
@@ -21,7 +22,13 @@ DEFAULTS: dict[str, Any] = {
     "STALE_MARGIN": 10.0,
     # Succeeded and skipped deliveries are pruned after this many days.
     "RETENTION_DAYS": 14,
+    # Deliveries of one plugin that one supervisor's workers run at once (0: half of them,
+    # at least 1), so a plugin that hangs cannot take every worker.
+    "PLUGIN_CONCURRENCY": 0,
 }
+
+#: Set by the supervisor for its workers: how many it runs.
+PROCESSES_ENV = "SERVICES_AI_WORKER_PROCESSES"
 
 
 def get(name: str) -> Any:
@@ -60,3 +67,17 @@ def parse_budgets(text: str) -> dict[str, float]:
     if not budgets:
         raise ValueError("give seconds, e.g. 30 or default=30,lead_created=10")
     return budgets
+
+
+def plugin_concurrency() -> int:
+    """Return how many deliveries of one plugin a supervisor's workers may run at once."""
+    configured = int(get("PLUGIN_CONCURRENCY"))
+    if configured > 0:
+        return configured
+    processes = int(os.environ.get(PROCESSES_ENV, "1") or 1)
+    return max(1, processes // 2)
+
+
+def supervisor_of(worker_id: str) -> str:
+    """Return the supervisor part of a worker id (``HOST-PID-NONCE-SERIAL``)."""
+    return worker_id.rpartition("-")[0] if worker_id.count("-") >= 3 else worker_id

@@ -17,6 +17,8 @@ from django.utils import timezone
 from plugin_registry.host import PluginHost, budget
 from plugin_registry.host.records import HookFailure, HookOutcome
 from plugin_registry.host.state import Ineligible
+from plugin_registry.registry import nodes
+from plugin_registry.registry.models import Plugin
 from plugin_registry.runtime import get_host
 from services_ai.events import conf
 from services_ai.events.models import Delivery, Event
@@ -86,7 +88,7 @@ def fan_out_event(
     return len(names)
 
 
-def _claim(delivery_id: int, worker_id: str) -> Delivery | str:
+def _claim(delivery_id: int, worker_id: str, host: PluginHost | None = None) -> Delivery | str:
     """Mark the delivery running for this worker; return why not if it is not due.
 
     A running delivery is never taken over here: only the reaper declares one abandoned, once
@@ -103,6 +105,22 @@ def _claim(delivery_id: int, worker_id: str) -> Delivery | str:
             return "running elsewhere"
         if delivery.next_attempt_at > now:
             return "not due yet"
+        if (busy_until := _plugin_busy_until(delivery, worker_id, now)) is not None:
+            # Enough of this supervisor's workers run this plugin already: come back when the
+            # earliest of them must be done, and leave the workers to other plugins meanwhile.
+            delivery.next_attempt_at = busy_until
+            delivery.save(update_fields=["next_attempt_at"])
+            enqueue_delivery(delivery, run_after=busy_until)
+            logger.info("%s waits: this plugin already runs on its share of workers", delivery)
+            return "deferred"
+        if host is not None and _node_lacks_plugin(host, delivery.plugin_name):
+            # This node has not caught up with the environment that has the plugin yet (its
+            # supervisor is building it): try again shortly, without spending an attempt.
+            delivery.next_attempt_at = now + SKEW_WAIT
+            delivery.save(update_fields=["next_attempt_at"])
+            enqueue_delivery(delivery, run_after=delivery.next_attempt_at)
+            logger.info("%s waits: this node is catching up with the plugin environment", delivery)
+            return "deferred"
         reason, held = why_not_deliverable(delivery.plugin_name, delivery.hook)
         if held:
             _hold(delivery, reason, now=now)
@@ -130,6 +148,37 @@ def _claim(delivery_id: int, worker_id: str) -> Delivery | str:
     return delivery
 
 
+SKEW_WAIT = timedelta(seconds=2)
+
+
+def _node_lacks_plugin(host: PluginHost, plugin: str) -> bool:
+    failure = host.load_failures.get(plugin)
+    return failure is not None and failure.stage == "missing" and nodes.runs_behind()
+
+
+def _plugin_busy_until(delivery: Delivery, worker_id: str, now: datetime) -> datetime | None:
+    """When this supervisor already runs its limit of the plugin's deliveries: when to retry."""
+    if not worker_id:
+        return None
+    # One claim at a time per plugin (the row lock on PostgreSQL; SQLite's IMMEDIATE
+    # transactions serialise every claim anyway), so two workers cannot both see room.
+    Plugin.objects.select_for_update().filter(name=delivery.plugin_name).first()
+    running = list(
+        Delivery.objects.filter(
+            plugin_name=delivery.plugin_name,
+            status=Status.RUNNING,
+            lease_expires_at__gt=now,
+            worker_id__startswith=conf.supervisor_of(worker_id) + "-",
+        )
+        .exclude(pk=delivery.pk)
+        .values_list("lease_expires_at", flat=True)
+    )
+    if len(running) < conf.plugin_concurrency():
+        return None
+    earliest = min(filter(None, running))
+    return min(earliest, now + timedelta(seconds=5))
+
+
 def _hold(delivery: Delivery, reason: str, *, now: datetime) -> None:
     """Keep a delivery for a quarantined plugin, without an attempt, until it is lifted."""
     delivery.status = Status.HELD
@@ -147,7 +196,7 @@ def run_delivery(delivery_id: int, *, worker_id: str = "") -> str:
     # (``SERVICES_AI_QUARANTINE["IMPORT_BUDGET"]``); one that ignores the interruption is
     # caught by the supervisor, which kills a worker whose task runs past ``stale_after()``.
     host = get_host()
-    claimed = _claim(delivery_id, worker_id)
+    claimed = _claim(delivery_id, worker_id, host)
     if isinstance(claimed, str):
         return claimed
     delivery = claimed

@@ -21,6 +21,7 @@ from django.db import transaction
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
+from plugin_registry.registry.operations import recover_operations
 from services_ai.events import conf
 from services_ai.events.delivery import backoff, enqueue_delivery, fail_attempt
 from services_ai.events.models import Delivery, Event
@@ -53,6 +54,7 @@ def reap_stale() -> ReapReport:
         fan_outs=_rerun_fan_outs(now),
     )
     report.stranded = _requeue_stranded_deliveries(now, margin)
+    recover_operations(now)  # console operations whose task or worker is gone: failed, logged
     if report:
         logger.warning(
             "recovered %d abandoned and %d stranded deliveries, %d stale delivery tasks and "

@@ -36,7 +36,8 @@ from django_tasks_db.models import DBTaskResult
 
 from plugin_registry.distribution.reconcile import converge
 from plugin_registry.host import marks
-from plugin_registry.registry import quarantine
+from plugin_registry.registry import nodes, quarantine
+from plugin_registry.registry.operations import QUEUE as OPERATIONS_QUEUE
 from plugin_registry.runtime import report_dead_processes
 from services_ai import conf as platform_conf
 from services_ai.events import conf
@@ -118,6 +119,7 @@ class Supervisor:
         ]
         process = subprocess.Popen(
             command,
+            env={**os.environ, conf.PROCESSES_ENV: str(self.processes)},
             preexec_fn=functools.partial(_die_with_parent, os.getpid()),
             # A group of its own: Ctrl-C reaches the supervisor only, which then stops each
             # worker once, gracefully (a second signal would abort the task in progress).
@@ -197,10 +199,13 @@ class Supervisor:
                 overdue=pk,
             )
             logger.error("killed worker %s stuck in delivery %d past its lease", worker_id, pk)
-        # Any other task (a fan-out, or a delivery before its claim) stuck for too long.
-        stuck = DBTaskResult.objects.filter(
-            status="RUNNING", started_at__lt=now - conf.stale_after()
-        ).values_list("worker_ids", "task_path")
+        # Any other task (a fan-out, or a delivery before its claim) stuck for too long. Console
+        # operations (an install may take minutes) have a heartbeat instead (recover_operations).
+        stuck = (
+            DBTaskResult.objects.filter(status="RUNNING", started_at__lt=now - conf.stale_after())
+            .exclude(queue_name=OPERATIONS_QUEUE)
+            .values_list("worker_ids", "task_path")
+        )
         for worker_ids, task_path in stuck:
             worker_id = worker_ids[-1] if worker_ids else ""
             if worker_id not in self.children:
@@ -248,6 +253,9 @@ class Supervisor:
         last_prune = last_reap - PRUNE_EVERY + 60  # a minute after start, then hourly
         deadline = None if max_seconds is None else time.monotonic() + max_seconds
         logger.info("supervising %d worker process(es)", self.processes)
+        nodes.beat(
+            "worker", nodes.generation_number(platform_conf.active_generation_dir()), force=True
+        )
         failures = 0
         try:
             while self.running and (deadline is None or time.monotonic() < deadline):
@@ -266,6 +274,11 @@ class Supervisor:
                         reap_stale()
                         report_dead_processes()
                         self._converge()
+                        nodes.beat(
+                            "worker",
+                            nodes.generation_number(platform_conf.active_generation_dir()),
+                            force=True,
+                        )
                     if now - last_prune > PRUNE_EVERY:
                         last_prune = now
                         removed = prune()

@@ -15,7 +15,9 @@ def fan_out(context: TaskContext, hook: str, payload: dict) -> int:
     return fan_out_event(result.id, hook, payload, occurred_at=result.enqueued_at)
 
 
-@task(takes_context=True, queue_name="deliveries")
+# Deliveries go before fan-outs still waiting (a higher priority), so under a backlog events are
+# delivered as they are fanned out, not all fanned out first.
+@task(takes_context=True, queue_name="deliveries", priority=1)
 def deliver(context: TaskContext, delivery_id: int) -> str:
     """Run one delivery; the outcome is recorded on the delivery, not raised."""
     worker_ids = context.task_result.worker_ids

@@ -15,11 +15,12 @@ from plugin_registry.management.environment_actions import (
     EnvironmentActions,
     dumps,
 )
-from plugin_registry.registry import actions
+from plugin_registry.registry import actions, nodes
 from plugin_registry.registry.models import Plugin
 from plugin_registry.registry.secrets import new_key
 from plugin_registry.registry.settings_store import missing_required, rotate_secrets
 from plugin_registry.registry.sync import SyncReport, installed_plugins
+from services_ai import conf
 from services_ai.cli import require_migrated
 
 
@@ -157,6 +158,13 @@ class Command(EnvironmentActions, BaseCommand):
                     "run `services-ai plugins sync`"
                 )
             )
+        runs = nodes.generation_number(conf.active_generation_dir())
+        active = nodes.active_number()
+        self.stdout.write(
+            f"this node ({nodes.node_name()}) runs plugin environment generation "
+            f"{runs if runs is not None else 'none'}"
+            + ("" if runs == active else f"; the database's active generation is {active}")
+        )
         if not rows:
             self.stdout.write("no plugins installed")
             return
