@@ -17,7 +17,6 @@ import argparse
 import http.client
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -31,6 +30,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from services_ai.testing.processes import stop_group  # noqa: E402
 from services_ai.testing.wheels import build_wheel, free_port, install_wheels  # noqa: E402
 
 SAI = str(Path(sys.executable).parent / "services-ai")
@@ -122,12 +122,7 @@ def server(kind: str, env: dict[str, str], port: int, workers: int, log: Path) -
             yield
         finally:
             with suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+                stop_group(proc)
 
 
 def at_once(port: int, path: str, session: str, count: int) -> tuple[float, int]:

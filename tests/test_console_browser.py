@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import time
 import urllib.error
@@ -21,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from services_ai.testing.databases import Rows
+from services_ai.testing.processes import stop_group
 from services_ai.testing.wheels import free_port
 from tests.conftest import SAI
 from tests.plugin_projects import GREETER_V1, REPO, build_wheel, write_plugin_project
@@ -75,13 +75,7 @@ class Worker:
         )
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        stop_group(self.process)
         self.log.close()
 
 

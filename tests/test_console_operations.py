@@ -34,6 +34,7 @@ from plugin_registry.registry.models import CatalogueVersion, EnvironmentGenerat
 from plugin_registry.registry.operations import TASK_PATH, interrupted
 from services_ai import conf
 from services_ai.events.reaper import abandon_worker, reap_stale
+from services_ai.testing.processes import stop_group
 from services_ai.testing.worker import run_worker_batch
 
 RECOVER = "; run `services-ai plugins recover` then try again"
@@ -308,13 +309,7 @@ class Worker:
         )
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        stop_group(self.process)
         self.log.close()
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from datetime import timedelta
 
@@ -120,5 +122,40 @@ def test_a_hanging_plugin_takes_one_worker_of_two_and_the_others_flow(
         )
         log = platform.worker_log(0)
         assert "killed worker" not in log  # interrupted within budget, never killed
+    finally:
+        platform.stop_all()
+
+
+@pytest.mark.subprocess
+def test_a_killed_supervisors_delivery_is_recovered_at_its_next_start_not_after_its_lease(
+    tmp_path, example_site, delivery_site
+):
+    platform = Platform(tmp_path, [example_site, delivery_site], "")  # default 30 s budget
+    try:
+        platform.enable("hang-plugin", "read_leads", mode="slow")  # two seconds, then done
+        platform.create_leads(1)
+        worker = platform.start_worker(processes=1)
+        platform.wait_for(
+            lambda: platform.statuses("hang-plugin").get("running", 0) == 1,
+            timeout=60,
+            what="the delivery to start",
+        )
+        for pid in [worker.pid, *platform.worker_pids(worker)]:
+            os.kill(pid, signal.SIGKILL)
+        worker.wait()
+        killed = time.monotonic()
+        platform.start_worker(processes=1)
+        platform.wait_for(
+            lambda: platform.statuses("hang-plugin") == {"succeeded": 1},
+            timeout=120,
+            what="the interrupted delivery to be recovered and delivered",
+        )
+        error = platform.rows.one(
+            "SELECT last_error FROM events_delivery WHERE plugin_name = 'hang-plugin'"
+        )
+        # Recovered because its supervisor is gone from this host, not because a 35 s lease
+        # ran out.
+        assert "stopped with its supervisor on this host" in error, error
+        print(f"\nrecovered and delivered {time.monotonic() - killed:.1f}s after the kill")
     finally:
         platform.stop_all()

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import time
 
 import pytest
 
+from services_ai.testing.processes import stop_group
 from services_ai.testing.wheels import free_port
 from tests.conftest import SAI
 from tests.databases import Rows, postgres_database
@@ -122,13 +122,7 @@ def test_three_nodes_follow_an_install_by_themselves_and_nothing_fails_during_sk
             assert "this node (c) runs plugin environment generation 1" in listing
         finally:
             for child in children:
-                if child.poll() is None:
-                    os.killpg(child.pid, signal.SIGTERM)
-                    try:
-                        child.wait(timeout=30)
-                    except subprocess.TimeoutExpired:
-                        os.killpg(child.pid, signal.SIGKILL)
-                        child.wait()
+                stop_group(child)
             for log in logs.values():
                 log.close()
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from services_ai.testing.processes import stop_group
 from tests.conftest import SAI
 from tests.databases import Rows, postgres_database
 
@@ -103,13 +104,7 @@ class Platform:
 
     def stop_all(self) -> None:
         for worker in self.workers:
-            if worker.poll() is None:
-                os.killpg(worker.pid, signal.SIGTERM)
-                try:
-                    worker.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    os.killpg(worker.pid, signal.SIGKILL)
-                    worker.wait()
+            stop_group(worker)
 
 
 @pytest.fixture

@@ -69,13 +69,17 @@ def parse_budgets(text: str) -> dict[str, float]:
     return budgets
 
 
+def supervisor_processes() -> int:
+    """Return how many worker processes this worker's supervisor runs (1 outside one)."""
+    return max(1, int(os.environ.get(PROCESSES_ENV, "1") or 1))
+
+
 def plugin_concurrency() -> int:
     """Return how many deliveries of one plugin a supervisor's workers may run at once."""
     configured = int(get("PLUGIN_CONCURRENCY"))
     if configured > 0:
         return configured
-    processes = int(os.environ.get(PROCESSES_ENV, "1") or 1)
-    return max(1, processes // 2)
+    return max(1, supervisor_processes() // 2)
 
 
 def supervisor_of(worker_id: str) -> str:

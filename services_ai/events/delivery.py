@@ -96,7 +96,12 @@ def _claim(delivery_id: int, worker_id: str, host: PluginHost | None = None) -> 
     """
     now = timezone.now()
     with transaction.atomic():
-        delivery = Delivery.objects.select_for_update().filter(pk=delivery_id).first()
+        delivery = (
+            Delivery.objects.select_for_update(of=("self",))
+            .select_related("event")  # its payload is the hook's arguments
+            .filter(pk=delivery_id)
+            .first()
+        )
         if delivery is None:
             return "missing"
         if delivery.status in (Status.SUCCEEDED, Status.DEAD, Status.SKIPPED):
@@ -121,7 +126,9 @@ def _claim(delivery_id: int, worker_id: str, host: PluginHost | None = None) -> 
             enqueue_delivery(delivery, run_after=delivery.next_attempt_at)
             logger.info("%s waits: this node is catching up with the plugin environment", delivery)
             return "deferred"
-        reason, held = why_not_deliverable(delivery.plugin_name, delivery.hook)
+        reason, held = why_not_deliverable(
+            delivery.plugin_name, delivery.hook, host.state if host is not None else None
+        )
         if held:
             _hold(delivery, reason, now=now)
             return "held"
@@ -158,8 +165,8 @@ def _node_lacks_plugin(host: PluginHost, plugin: str) -> bool:
 
 def _plugin_busy_until(delivery: Delivery, worker_id: str, now: datetime) -> datetime | None:
     """When this supervisor already runs its limit of the plugin's deliveries: when to retry."""
-    if not worker_id:
-        return None
+    if not worker_id or conf.plugin_concurrency() >= conf.supervisor_processes():
+        return None  # (a single worker process never runs two deliveries at once)
     # One claim at a time per plugin (the row lock on PostgreSQL; SQLite's IMMEDIATE
     # transactions serialise every claim anyway), so two workers cannot both see room.
     Plugin.objects.select_for_update().filter(name=delivery.plugin_name).first()

@@ -14,8 +14,10 @@ grace) and remember the task meant to run them, so every kind of loss can be fou
 from __future__ import annotations
 
 import logging
+import socket
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 from django.db import transaction
 from django.utils import timezone
@@ -49,7 +51,7 @@ def reap_stale() -> ReapReport:
     now = timezone.now()
     margin = timedelta(seconds=float(conf.get("STALE_MARGIN")))
     report = ReapReport(
-        deliveries=_fail_abandoned_deliveries(now, margin),
+        deliveries=_fail_orphaned_deliveries(now) + _fail_abandoned_deliveries(now, margin),
         tasks=_fail_stale_delivery_tasks(now),
         fan_outs=_rerun_fan_outs(now),
     )
@@ -86,6 +88,44 @@ def _fail_abandoned_deliveries(now, margin: timedelta) -> int:
     return count
 
 
+def _supervisor_gone(worker_id: str) -> bool:
+    """Is the worker's supervisor a process of this host that no longer runs?
+
+    Worker ids are ``HOST-PID-NONCE-SERIAL`` with the supervisor's host name and pid; its
+    workers die with it. Only this host can tell; other hosts' workers wait for their lease.
+    """
+    parts = worker_id.rsplit("-", 3)
+    if len(parts) != 4 or parts[0] != socket.gethostname()[:24] or not parts[1].isdigit():
+        return False
+    try:
+        cmdline = Path(f"/proc/{parts[1]}/cmdline").read_bytes()
+    except OSError:
+        return True  # no such process
+    return b"services" not in cmdline  # the pid was reused by something else
+
+
+def _fail_orphaned_deliveries(now) -> int:
+    """Recover at once the running deliveries of this host's dead supervisors (a restart after
+    a crash, ``kill -9``), instead of waiting for their lease and margin."""
+    count = 0
+    running = Delivery.objects.filter(status=Delivery.Status.RUNNING).values_list("pk", "worker_id")
+    gone = {worker for _, worker in running[:BATCH] if worker and _supervisor_gone(worker)}
+    for pk, worker_id in running[:BATCH]:
+        if worker_id not in gone:
+            continue
+        with transaction.atomic():
+            delivery = (
+                Delivery.objects.select_for_update()
+                .filter(pk=pk, status=Delivery.Status.RUNNING, worker_id=worker_id)
+                .first()
+            )
+            if delivery is not None:
+                reason = f"abandoned: worker {worker_id} stopped with its supervisor on this host"
+                fail_attempt(delivery, reason, "", now)
+                count += 1
+    return count
+
+
 def _fail_stale_delivery_tasks(now) -> int:
     return DBTaskResult.objects.filter(
         status="RUNNING", task_path=DELIVER, started_at__lt=now - conf.stale_after()
@@ -102,6 +142,13 @@ def _rerun_fan_outs(now) -> int:
         status="RUNNING", task_path=FAN_OUT, started_at__lt=now - conf.stale_after()
     )
     count = stale.update(status="READY", started_at=None, run_after=now)
+    running = DBTaskResult.objects.filter(status="RUNNING", task_path=FAN_OUT).values_list(
+        "id", "worker_ids"
+    )
+    orphaned = [pk for pk, workers in running[:BATCH] if workers and _supervisor_gone(workers[-1])]
+    count += DBTaskResult.objects.filter(id__in=orphaned, status="RUNNING").update(
+        status="READY", started_at=None, run_after=now
+    )
     recorded = Event.objects.exclude(task_id=None).values("task_id")
     failed = DBTaskResult.objects.filter(status="FAILED", task_path=FAN_OUT).exclude(
         id__in=recorded

@@ -6,7 +6,7 @@ answer for the moment of a delivery.
 
 from __future__ import annotations
 
-from plugin_registry.host.state import Ineligible
+from plugin_registry.host.state import Ineligible, RegistryState
 from plugin_registry.registry.state import load_state
 from services_ai.plugins.permissions import HOOK_PERMISSIONS
 
@@ -27,11 +27,19 @@ def subscribers(hook: str) -> list[str]:
     )
 
 
-def why_not_deliverable(plugin_name: str, hook: str) -> tuple[str, bool]:
+def why_not_deliverable(
+    plugin_name: str, hook: str, state: RegistryState | None = None
+) -> tuple[str, bool]:
     """Return why a delivery must not run now, or '', and whether it is held rather than
-    skipped (its plugin is quarantined: it runs once an admin lifts the quarantine)."""
+    skipped (its plugin is quarantined: it runs once an admin lifts the quarantine).
+
+    ``state`` is a registry snapshot known to be current (the worker's host, just compared
+    with the registry generation); without it the registry is read.
+    """
     permission = HOOK_PERMISSIONS.get(hook)
-    reason = load_state([plugin_name], with_generation=False).why_not(plugin_name, hook, permission)
+    if state is None:
+        state = load_state([plugin_name], with_generation=False)
+    reason = state.why_not(plugin_name, hook, permission)
     if reason is None:
         return "", False
     if reason is Ineligible.QUARANTINED:
