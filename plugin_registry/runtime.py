@@ -1,8 +1,12 @@
 """The process's host, kept in step with the registry in the database.
 
-Nothing is loaded at import time. The first hook call builds the host; every later call first
-compares the registry generation (one small query) and applies a newer snapshot, so enabling,
-disabling, granting and revoking take effect on the next hook call in every process.
+Nothing is loaded at import time. The first hook call builds the host. Later calls compare the
+registry generation (one small query) and apply a newer snapshot, but not on every call: at
+the first hook call of each web request and each task (a delivery, a fan-out, a console
+operation), at the next one in the process that made the change, and otherwise at most once a
+second (``registry.generation.CHECK_EVERY``). So enabling, disabling, granting and revoking take
+effect in every process for every request and task that starts after the change was committed,
+and within a second for calls already under way.
 """
 
 from __future__ import annotations
@@ -15,13 +19,16 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from django.core.signals import request_started
 from django.db import connection
+from django_tasks.signals import task_started
 
 from plugin_registry.host import marks
 from plugin_registry.host.budget import TimeBudgetExceeded, time_limit
 from plugin_registry.host.manager import PluginHost, create_host
 from plugin_registry.host.records import HookFailure, HookOutcome, LoadFailure
 from plugin_registry.registry import nodes, quarantine
+from plugin_registry.registry.generation import check as registry_check
 from plugin_registry.registry.generation import current_generation
 from plugin_registry.registry.models import Plugin, PluginFailure
 from plugin_registry.registry.signals import installed_hook_due, node_behind
@@ -169,8 +176,9 @@ def _follow_active_generation() -> None:
 def follow_active_environment() -> bool:
     """Load plugins from the active environment generation if it moved; return whether it did.
 
-    Cheap when nothing moved (one ``readlink``). ``get_host`` calls it before every hook call;
-    code that reads a plugin's files without calling a hook (its static files) calls it too.
+    Cheap when nothing moved (one ``readlink``). ``get_host`` calls it whenever it reads the
+    registry generation; code that reads a plugin's files without calling a hook (its static
+    files) calls it too.
     """
     if not _environment_switched():
         return False
@@ -181,10 +189,24 @@ def follow_active_environment() -> bool:
         return True
 
 
-def get_host() -> PluginHost:
-    """Return this process's host, refreshed if the registry changed since it was built."""
+def get_host(*, check: bool = False) -> PluginHost:
+    """Return this process's host, refreshed if the registry changed since it was built.
+
+    The registry generation is read (one query, and the active environment's ``readlink``)
+    only when ``registry.generation.check`` says it is due; ``check=True`` reads it now.
+    """
+    host = _host
+    if host is not None and not check and not registry_check.needed():
+        return host
+    token = registry_check.begin()
+    host = _current_host(current_generation())
+    registry_check.done(token)
+    return host
+
+
+def _current_host(generation: int) -> PluginHost:
+    """Return the host for registry ``generation``: this one, or a new one built or refreshed."""
     global _host
-    generation = current_generation()
     host = _host
     if follow_active_environment():
         host = None
@@ -201,6 +223,15 @@ def get_host() -> PluginHost:
             )
         _record_load_failures(_host)
         return _host
+
+
+def _read_registry_soon(sender: object, **kwargs: object) -> None:
+    """A web request or a task starts: its first hook call reads the registry generation."""
+    registry_check.due()
+
+
+request_started.connect(_read_registry_soon, dispatch_uid="plugin_registry.runtime.request")
+task_started.connect(_read_registry_soon, dispatch_uid="plugin_registry.runtime.task")
 
 
 @contextlib.contextmanager
@@ -232,7 +263,7 @@ def call_lifecycle_hook(name: str, hook: str, say: Say) -> None:
     plugin = Plugin.objects.filter(name=name).first()
     if plugin is None or not plugin.enabled:
         return  # disabled plugins are never imported; it runs at the next enable instead
-    host = get_host()
+    host = get_host(check=True)  # enabled perhaps a moment ago, by another process
     if name not in host.implementers(hook):
         return  # the plugin does not implement it (or failed to load: recorded by the host)
     outcome = call_budgeted(name, hook)

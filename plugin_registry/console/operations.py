@@ -2,7 +2,7 @@
 
 ``start`` records the ``Operation`` and enqueues its task in one transaction, and does nothing
 else: the web process never changes its own environment for a console operation (it follows the
-new generation on its next hook call, as every process does). The operation's page polls the
+new generation at its next request, as every process does). The operation's page polls the
 row; ``plugin_registry.console.tasks`` runs it; ``plugin_registry.registry.operations`` says
 what happens to one nobody runs or whose worker died.
 """

@@ -3,6 +3,10 @@
 Each version's wheel is read once (metadata, entry point, ``manifest.json``) without installing
 it; compatibility with the running platform is recomputed on every sync, so a platform upgrade
 changes the verdicts without downloading anything again.
+
+(Over 400 lines on purpose: the refresh, what it reads from a version and what it decides about
+it, compatibility and withdrawal, are one model's life cycle; the refresh's parts, threads that
+read, one writer, the index's serial, share its rows and report.)
 """
 
 from __future__ import annotations
@@ -10,25 +14,39 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import sys
+import threading
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint
 from importlib.metadata import version as installed_version
+from pathlib import Path
 
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import Count, Max
+from django.utils import timezone
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from plugin_registry.distribution.host_wheels import host_distributions
-from plugin_registry.distribution.index import IndexClient, IndexFile, UnknownProject, open_wheel
+from plugin_registry.distribution.index import (
+    IndexClient,
+    IndexFile,
+    IndexListing,
+    IndexUnavailable,
+    UnknownProject,
+    open_wheel,
+)
 from plugin_registry.errors import RegistryError
 from plugin_registry.registry.audit import record
 from plugin_registry.registry.manifest import MANIFEST_NAME, validate_manifest
 from plugin_registry.registry.metadata import DistMetadata, header
 from plugin_registry.registry.models import CatalogueVersion
+from services_ai import conf
 from services_ai.plugins.exceptions import ManifestError
 from services_ai.plugins.markers import ENTRY_POINT_GROUP
 
@@ -133,6 +151,7 @@ class CatalogueReport:
     new: list[str] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)
     gone: list[str] = field(default_factory=list)
+    unchanged_index: bool = False  # the index's serial said that nothing changed
 
 
 def _pick(files: list[IndexFile]) -> dict[str, IndexFile]:
@@ -143,65 +162,316 @@ def _pick(files: list[IndexFile]) -> dict[str, IndexFile]:
     return chosen
 
 
+WORKERS = 8  # projects read at once (threads; the index does the work, not this process)
+SERIAL_FILE = "catalogue-serial.json"
+_COMPATIBILITY = ("compatible", "compatibility", "requires_platform")
+_FROM_WHEEL = (
+    "filename", "sha256", "is_plugin", "available", "summary", "author", "requires_dist",
+    "requires_python", "manifest", "manifest_error", *_COMPATIBILITY,
+)  # fmt: skip
+
+
+class _Verdicts:
+    """``compatibility()`` once per distinct (requirements, Requires-Python) in one refresh."""
+
+    def __init__(self) -> None:
+        self.owned = {PLATFORM, *host_distributions()}
+        self.known: dict[tuple[tuple[str, ...], str], tuple[bool, str, str]] = {}
+
+    def __call__(
+        self, requires_dist: list[str], requires_python: str, name: str
+    ) -> tuple[bool, str, str]:
+        if canonicalize_name(name) in self.owned:
+            return compatibility(requires_dist, requires_python, name)
+        key = (tuple(requires_dist), requires_python)
+        if key not in self.known:
+            self.known[key] = compatibility(requires_dist, requires_python)
+        return self.known[key]
+
+
+@dataclass
+class _Project:
+    """One project as the index lists it now, with the wheels the catalogue had not seen."""
+
+    name: str
+    files: dict[str, IndexFile] = field(default_factory=dict)
+    wheels: dict[str, WheelInfo] = field(default_factory=dict)
+    error: Exception | None = None
+
+
+def _read_project(client: IndexClient, name: str, known: dict[str, tuple[str, str]]) -> _Project:
+    """Read one project's page; download only the wheels not mirrored yet (filename + sha256)."""
+    project = _Project(name)
+    try:
+        try:
+            project.files = _pick(client.files(name))
+        except UnknownProject:
+            project.files = {}
+        for version, file in project.files.items():
+            if known.get(version) != (file.filename, file.sha256):
+                project.wheels[version] = inspect_wheel(client.download(file), file.filename)
+    except Exception as exc:  # reported by the thread that writes, after the others
+        project.error = exc
+    return project
+
+
 def sync_catalogue(
     client: IndexClient | None = None,
     projects: list[str] | None = None,
     say: Callable[[str], None] | None = None,
+    *,
+    workers: int = WORKERS,
 ) -> CatalogueReport:
-    """Mirror the index (all projects, or the named ones) into CatalogueVersion rows."""
+    """Mirror the index (all projects, or the named ones) into CatalogueVersion rows.
+
+    Requests: the project list, then one page per project (``workers`` at once) and one download
+    per wheel the catalogue has not mirrored yet (same filename and sha256: never again). A full
+    refresh remembers the index's serial: when the server has not changed since (and the
+    catalogue is as that refresh left it), the project list is the only request. Compatibility
+    is recomputed from the stored metadata on every refresh; withdrawn flags are kept; versions
+    and projects no longer on the index are marked unavailable.
+    """
     client = client or IndexClient()
-    names = projects if projects is not None else client.projects()
+    try:
+        return _sync(client, projects, say, workers)
+    finally:
+        client.close()  # the kept-alive connections (reopened if the client is used again)
+
+
+def _sync(
+    client: IndexClient,
+    projects: list[str] | None,
+    say: Callable[[str], None] | None,
+    workers: int,
+) -> CatalogueReport:
+    full = projects is None
+    if projects is None:
+        listing = client.listing()
+        names = listing.projects
+    else:
+        names = list(dict.fromkeys(canonicalize_name(name) for name in projects))
     report = CatalogueReport(projects=len(names))
-    for position, name in enumerate(names, 1):
-        try:
-            files = _pick(client.files(name))
-        except UnknownProject:
-            files = {}
-        existing = {row.version: row for row in CatalogueVersion.objects.filter(name=name)}
-        for version, file in files.items():
-            row = existing.get(version)
-            if row is not None and row.sha256 == file.sha256 and row.available:
-                _refresh_compatibility(row)
-                continue
-            info = inspect_wheel(client.download(file), file.filename)
-            compatible, why, spec = compatibility(info.requires_dist, info.requires_python, name)
-            values = {
-                "filename": file.filename,
-                "sha256": file.sha256,
-                "is_plugin": info.is_plugin,
-                "available": True,
-                "summary": info.metadata.summary[:500],
-                "author": info.metadata.author[:200],
-                "requires_dist": info.requires_dist,
-                "requires_python": info.requires_python[:100],
-                "requires_platform": spec[:200],
-                "compatible": compatible,
-                "compatibility": why[:500],
-                "manifest": info.manifest,
-                "manifest_error": info.manifest_error,
-            }
-            CatalogueVersion.objects.update_or_create(name=name, version=version, defaults=values)
-            (report.changed if row is not None else report.new).append(f"{name}=={version}")
-            if row is not None and row.sha256 and row.sha256 != file.sha256:
-                logger.warning(
-                    "%s==%s changed on the index (sha256 %s -> %s): a locked install refuses it",
-                    name, version, row.sha256[:12], file.sha256[:12],
-                )  # fmt: skip
-        for version, row in existing.items():
-            if version not in files and row.available:
-                row.available = False
-                row.save(update_fields=["available", "synced_at"])
-                report.gone.append(f"{name}=={version}")
-        if say and (position % 100 == 0 or position == len(names)) and len(names) > 100:
-            say(f"catalogue: {position}/{len(names)} projects read")
+    rows: dict[str, dict[str, CatalogueVersion]] = {}
+    queryset = CatalogueVersion.objects.defer("manifest", "summary", "author", "manifest_error")
+    for row in queryset if full else queryset.filter(name__in=names):
+        rows.setdefault(row.name, {})[row.version] = row
+    writes = _Writes()
+    verdicts = _Verdicts()
+    if full:
+        marker = _marker(client, listing)
+        if marker is not None and marker == _read_marker():
+            report.unchanged_index = True
+            for versions in rows.values():
+                for row in versions.values():
+                    writes.update(row, _recompute(row, verdicts))
+            writes.flush()
+            if writes.count:
+                _write_marker(_marker(client, listing))
+            return report
+
+    def known(name: str) -> dict[str, tuple[str, str]]:
+        return {v: (row.filename, row.sha256) for v, row in rows.get(name, {}).items()}
+
+    errors: dict[str, Exception] = {}
+    results: Iterable[_Project]
+    pool = None
+    if len(names) > 1 and workers > 1:
+        pool = ThreadPoolExecutor(min(workers, len(names)), thread_name_prefix="catalogue")
+        futures = [pool.submit(_read_project, client, name, known(name)) for name in names]
+        results = (future.result() for future in as_completed(futures))
+    else:
+        results = (_read_project(client, name, known(name)) for name in names)
+    try:
+        for position, project in enumerate(results, 1):
+            if isinstance(project.error, IndexUnavailable):
+                errors[project.name] = project.error
+                break  # the others would wait for the same dead server
+            if project.error is not None:
+                errors[project.name] = project.error
+            else:
+                _apply(project, rows.get(project.name, {}), report, writes, verdicts)
+            if len(writes) >= 500:
+                writes.flush()
+            if say and len(names) > 100 and (position % 100 == 0 or position == len(names)):
+                say(f"catalogue: {position}/{len(names)} projects read")
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    if full:
+        listed = set(names)
+        for name in sorted(set(rows) - listed):  # the project is no longer on the index
+            _apply(_Project(name), rows[name], report, writes, verdicts)
+    writes.flush()
+    if errors:
+        raise errors[min(errors, key=names.index)]
+    if full:
+        _write_marker(_marker(client, listing))
     return report
 
 
-def _refresh_compatibility(row: CatalogueVersion) -> None:
-    compatible, why, spec = compatibility(row.requires_dist, row.requires_python, row.name)
-    if (compatible, why) != (row.compatible, row.compatibility):
-        row.compatible, row.compatibility, row.requires_platform = compatible, why, spec
-        row.save(update_fields=["compatible", "compatibility", "requires_platform", "synced_at"])
+def _apply(
+    project: _Project,
+    rows: dict[str, CatalogueVersion],
+    report: CatalogueReport,
+    writes: _Writes,
+    verdicts: _Verdicts,
+) -> None:
+    """Turn what the index lists for one project into row changes."""
+    name = project.name
+    for version, file in project.files.items():
+        row = rows.get(version)
+        info = project.wheels.get(version)
+        if info is None and row is not None:  # the very file the catalogue has
+            changed = _recompute(row, verdicts)
+            if not row.available:
+                row.available = True
+                changed.append("available")
+                report.changed.append(f"{name}=={version}")
+            writes.update(row, changed)
+            continue
+        assert info is not None
+        compatible, why, spec = verdicts(info.requires_dist, info.requires_python, name)
+        values = {
+            "filename": file.filename,
+            "sha256": file.sha256,
+            "is_plugin": info.is_plugin,
+            "available": True,
+            "summary": info.metadata.summary[:500],
+            "author": info.metadata.author[:200],
+            "requires_dist": info.requires_dist,
+            "requires_python": info.requires_python[:100],
+            "requires_platform": spec[:200],
+            "compatible": compatible,
+            "compatibility": why[:500],
+            "manifest": info.manifest,
+            "manifest_error": info.manifest_error,
+        }
+        if row is None:
+            writes.create(CatalogueVersion(name=name, version=version, **values))
+            report.new.append(f"{name}=={version}")
+            continue
+        if row.sha256 and row.sha256 != file.sha256:
+            logger.warning(
+                "%s==%s changed on the index (sha256 %s -> %s): a locked install refuses it",
+                name, version, row.sha256[:12], file.sha256[:12],
+            )  # fmt: skip
+        for key, value in values.items():
+            setattr(row, key, value)
+        writes.update(row, list(_FROM_WHEEL))
+        report.changed.append(f"{name}=={version}")
+    for version, row in rows.items():
+        if version in project.files:
+            continue
+        changed = _recompute(row, verdicts)
+        if row.available:
+            row.available = False
+            changed.append("available")
+            report.gone.append(f"{name}=={version}")
+        writes.update(row, changed)
+
+
+class _Writes:
+    """Row changes collected, then written in few statements, in one transaction per flush."""
+
+    def __init__(self) -> None:
+        self.creates: list[CatalogueVersion] = []
+        self.updates: dict[tuple[str, ...], list[CatalogueVersion]] = {}
+        self.count = 0
+
+    def __len__(self) -> int:
+        return len(self.creates) + sum(map(len, self.updates.values()))
+
+    def create(self, row: CatalogueVersion) -> None:
+        self.creates.append(row)
+
+    def update(self, row: CatalogueVersion, fields: list[str]) -> None:
+        if fields:
+            self.updates.setdefault(tuple(sorted(set(fields))), []).append(row)
+
+    def flush(self) -> None:
+        if not len(self):
+            return
+        now = timezone.now()
+        with transaction.atomic():
+            if self.creates:
+                # Another refresh may have created the same version meanwhile: update it then
+                # (never its withdrawn flag).
+                CatalogueVersion.objects.bulk_create(
+                    self.creates,
+                    batch_size=500,
+                    update_conflicts=True,
+                    unique_fields=["name", "version"],
+                    update_fields=[*_FROM_WHEEL, "synced_at"],
+                )
+            for fields, rows in self.updates.items():
+                for row in rows:
+                    row.synced_at = now
+                CatalogueVersion.objects.bulk_update(rows, [*fields, "synced_at"], batch_size=500)
+        self.count += len(self)
+        self.creates, self.updates = [], {}
+
+
+def _recompute(row: CatalogueVersion, verdicts: _Verdicts) -> list[str]:
+    """Compatibility with the running platform, from the stored metadata; the changed fields."""
+    compatible, why, spec = verdicts(row.requires_dist, row.requires_python, row.name)
+    why, spec = why[:500], spec[:200]
+    if (compatible, why, spec) == (row.compatible, row.compatibility, row.requires_platform):
+        return []
+    row.compatible, row.compatibility, row.requires_platform = compatible, why, spec
+    return list(_COMPATIBILITY)
+
+
+# -- the serial of the last full refresh ------------------------------------------------------
+#
+# Kept in a small file in SERVICES_AI_HOME, with what identifies the catalogue it describes (the
+# database and its CatalogueVersion rows: count, last id, last change): if anything else changed
+# those rows, or this home is used with another database, the next refresh reads every page.
+
+
+def _serial_file() -> Path:
+    return conf.home() / SERIAL_FILE
+
+
+def _marker(client: IndexClient, listing: IndexListing) -> dict | None:
+    if not listing.server or not listing.serial:
+        return None  # not a devpi-server: no serial to compare
+    database = connection.settings_dict
+    rows = CatalogueVersion.objects.aggregate(
+        count=Count("id"), last=Max("id"), at=Max("synced_at")
+    )
+    return {
+        "index": client.config.index_url(),
+        "server": listing.server,
+        "serial": listing.serial,
+        "database": f"{connection.vendor}:{database.get('HOST', '')}:{database.get('PORT', '')}:"
+        f"{database.get('NAME', '')}",
+        "rows": [rows["count"], rows["last"], rows["at"].isoformat() if rows["at"] else None],
+    }
+
+
+def _read_marker() -> dict | None:
+    try:
+        return json.loads(_serial_file().read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _write_marker(marker: dict | None) -> None:
+    path = _serial_file()
+    try:
+        if marker is None:
+            path.unlink(missing_ok=True)
+            return
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
+        temporary.write_text(json.dumps(marker))
+        os.replace(temporary, path)
+    except OSError as exc:  # only the shortcut is lost: the next refresh reads every page
+        logger.warning("cannot write %s: %s", path, exc)
+
+
+def forget_index_serial() -> None:
+    """Make the next full refresh read every project's page (the index changed, as it were)."""
+    _write_marker(None)
 
 
 def sort_key(row: CatalogueVersion) -> tuple:

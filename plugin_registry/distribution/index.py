@@ -4,20 +4,26 @@ Where the index is: ``SERVICES_AI_INDEX_URL`` (the stable index, e.g.
 ``http://127.0.0.1:3141/services-ai/stable``) with ``SERVICES_AI_INDEX_USER`` and
 ``SERVICES_AI_INDEX_PASSWORD``; without them, the embedded index that ``services-ai index init``
 created under ``SERVICES_AI_HOME/index``.
+
+(Over 400 lines: the one client of the index keeps every request, its errors and its connections
+in one place; the server it talks to is ``index_server``.)
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import http.client
 import io
 import json
 import os
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.metadata import PathDistribution
 from pathlib import Path
@@ -127,13 +133,53 @@ class IndexFile:
     requires_python: str = ""
 
 
+@dataclass(frozen=True)
+class IndexListing:
+    """The projects of an index and the point in the server's history they were read at.
+
+    devpi counts every change of the whole server in one serial (``X-Devpi-Serial``; its
+    ``X-Devpi-Uuid`` names the server, whose serials start again at 0 if it is set up anew): the
+    same (server, serial) twice means that nothing on the server changed in between.
+    """
+
+    projects: list[str]
+    server: str = ""
+    serial: str = ""
+
+
+_REDIRECTS = (301, 302, 303, 307, 308)
+
+
 class IndexClient:
-    """Reads and writes one devpi server; every failure becomes a RegistryError with the cause."""
+    """Reads and writes one devpi server; every failure becomes a RegistryError with the cause.
+
+    The reads of the catalogue (``listing``, ``files``, ``download``) use one connection per
+    thread, kept open while the server allows it (devpi closes it after a streamed PEP 691 page;
+    listings and wheels keep it), so a pool of threads can read many projects at once. The other
+    requests open one connection each. ``close()`` closes the kept ones.
+    """
 
     def __init__(self, config: IndexConfig | None = None, timeout: float = 15.0) -> None:
         self.config = config or IndexConfig.load()
         self.timeout = timeout
         self._token: str | None = None
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._connections: set[http.client.HTTPConnection] = set()
+        self._proxies = urllib.request.getproxies()  # read once, as urllib's own opener does
+
+    def __enter__(self) -> IndexClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the kept-alive connections (they are opened again when needed)."""
+        with self._lock:
+            connections, self._connections = self._connections, set()
+        for connection in connections:
+            connection.close()
 
     # -- transport -----------------------------------------------------------------------
 
@@ -158,27 +204,75 @@ class IndexClient:
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read()
         except (TimeoutError, urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            hint = (
-                "start it with `services-ai index start`"
-                if self.config.embedded
-                else "check SERVICES_AI_INDEX_URL"
-            )
-            raise IndexUnavailable(
-                f"the plugin index at {self.config.server} is not reachable ({reason}); {hint}"
-            ) from None
+            raise self._unreachable(getattr(exc, "reason", exc)) from None
+
+    def _unreachable(self, reason: object) -> IndexUnavailable:
+        hint = (
+            "start it with `services-ai index start`"
+            if self.config.embedded
+            else "check SERVICES_AI_INDEX_URL"
+        )
+        return IndexUnavailable(
+            f"the plugin index at {self.config.server} is not reachable ({reason}); {hint}"
+        )
+
+    def _get(self, url: str, accept: str = "*/*") -> tuple[int, bytes, Mapping[str, str]]:
+        """GET ``url`` on this thread's kept-alive connection; follow redirects.
+
+        Behind a proxy configured in the environment (``http_proxy``, ...) it goes through
+        urllib, which honours it, instead.
+        """
+        for _ in range(5):
+            parts = urllib.parse.urlsplit(url)
+            if parts.scheme in self._proxies and not urllib.request.proxy_bypass(parts.netloc):
+                status, body = self._request(url, headers={"Accept": accept})
+                return status, body, {}
+            status, body, headers = self._get_once(parts, accept)
+            location = headers.get("location")
+            if status not in _REDIRECTS or not location:
+                return status, body, headers
+            url = urllib.parse.urljoin(url, location)
+        raise IndexRefused(f"{url}: too many redirects")
+
+    def _get_once(
+        self, parts: urllib.parse.SplitResult, accept: str
+    ) -> tuple[int, bytes, Mapping[str, str]]:
+        pool: dict[tuple[str, str], http.client.HTTPConnection] = self._local.__dict__.setdefault(
+            "connections", {}
+        )
+        key = (parts.scheme, parts.netloc)
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        headers = {"Accept": accept, "Accept-Encoding": "identity"}
+        for attempt in (1, 2):
+            connection = pool.get(key)
+            if connection is None:
+                factory = (
+                    http.client.HTTPSConnection
+                    if parts.scheme == "https"
+                    else http.client.HTTPConnection
+                )
+                connection = pool[key] = factory(parts.netloc, timeout=self.timeout)
+            reused = connection.sock is not None
+            if not reused:  # connects now (again, if it was closed): close() must see it
+                with self._lock:
+                    self._connections.add(connection)
+            try:
+                connection.request("GET", path, headers=headers)
+                response = connection.getresponse()
+                body = response.read()
+            except (http.client.HTTPException, OSError) as exc:
+                connection.close()
+                if reused and attempt == 1:
+                    continue  # the server closed the idle connection meanwhile: a new one
+                raise self._unreachable(exc) from None
+            if response.will_close:
+                connection.close()
+            return response.status, body, {k.lower(): v for k, v in response.getheaders()}
+        raise AssertionError("unreachable")
 
     def _json(self, url: str, accept: str = "application/json") -> tuple[int, Any]:
         status, body = self._request(url, headers={"Accept": accept})
-        if status == 404:
-            return status, None
-        try:
-            return status, json.loads(body) if body else None
-        except ValueError:
-            raise IndexRefused(
-                f"the plugin index answered {url} with HTTP {status} and no JSON: is "
-                f"{self.config.server} a devpi-server?"
-            ) from None
+        return status, self._decode(url, status, body)
 
     def ping(self) -> None:
         """Raise IndexUnavailable unless the server answers."""
@@ -205,7 +299,13 @@ class IndexClient:
             if status != 200:
                 raise IndexRefused(
                     f"login to {self.config.server} as {self.config.user!r} failed "
-                    f"(HTTP {status}): check the index password"
+                    f"(HTTP {status}): "
+                    + (
+                        "check the index password"
+                        if status < 500
+                        else "the server failed; a devpi replica does so while its primary "
+                        "is unreachable (writes go to the primary)"
+                    )
                 )
             self._token = json.loads(answer)["result"]["password"]
         return self._token
@@ -218,17 +318,38 @@ class IndexClient:
         Projects of its bases (a PyPI mirror, say) are not plugins of this platform: listing
         them would mean reading all of PyPI.
         """
+        return self.listing(index).projects
+
+    def listing(self, index: str = "stable") -> IndexListing:
+        """Return the index's own projects with the server's serial at the time (one request)."""
         url = self.config.index_url(index)
-        status, data = self._json(url)
+        status, body, headers = self._get(url, "application/json")
+        data = self._decode(url, status, body)
         if status != 200 or not isinstance(data, dict) or "result" not in data:
             raise IndexRefused(f"listing {url} answered HTTP {status}")
-        return sorted(canonicalize_name(name) for name in data["result"].get("projects", []))
+        return IndexListing(
+            projects=sorted(canonicalize_name(n) for n in data["result"].get("projects", [])),
+            server=headers.get("x-devpi-uuid", ""),
+            serial=headers.get("x-devpi-serial", ""),
+        )
+
+    def _decode(self, url: str, status: int, body: bytes) -> Any:
+        if status == 404:
+            return None
+        try:
+            return json.loads(body) if body else None
+        except ValueError:
+            raise IndexRefused(
+                f"the plugin index answered {url} with HTTP {status} and no JSON: is "
+                f"{self.config.server} a devpi-server?"
+            ) from None
 
     def files(self, project: str, index: str = "stable") -> list[IndexFile]:
         """Return the wheels of one project; raise UnknownProject if the index has none."""
         name = canonicalize_name(project)
         url = f"{self.config.simple_url(index)}{name}/"
-        status, data = self._json(url, PEP691)
+        status, body, _ = self._get(url, PEP691)
+        data = self._decode(url, status, body)
         if status == 404 or (status == 200 and not (data or {}).get("files")):
             raise UnknownProject(
                 f"no plugin named {project!r} on the index {self.config.index_url(index)}"
@@ -255,7 +376,7 @@ class IndexClient:
 
     def download(self, file: IndexFile) -> bytes:
         """Return a wheel's bytes, checked against the hash the index listed."""
-        status, body = self._request(file.url)
+        status, body, _ = self._get(file.url)
         if status != 200:
             raise IndexRefused(f"downloading {file.filename} answered HTTP {status}")
         if file.sha256 and hashlib.sha256(body).hexdigest() != file.sha256:

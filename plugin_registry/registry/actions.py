@@ -1,7 +1,7 @@
 """Admin actions on the registry: each validates first, then changes everything or nothing.
 
 Every change advances the registry generation in the same transaction, so every process sees
-it on its next hook call.
+it at its next request or task (``runtime.get_host``).
 """
 
 from __future__ import annotations

@@ -141,8 +141,9 @@ class PluginFailure(models.Model):
 class RegistryGeneration(models.Model):
     """A single row whose counter grows with every enable, disable, grant and revoke.
 
-    Every process compares it with the generation its host was built from before a hook call,
-    so changes take effect on the next call everywhere, without a restart.
+    Every process compares it with the generation its host was built from at the first hook
+    call of each request and task (``registry.generation.check``), so changes take effect
+    everywhere without a restart.
     """
 
     generation = models.BigIntegerField(default=0)

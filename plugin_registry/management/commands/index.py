@@ -1,7 +1,9 @@
-"""``services-ai index``: the embedded devpi plugin index (init, start, stop, status, publish)."""
+"""``services-ai index``: the embedded devpi plugin index (init, replica, start, stop, status,
+publish)."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,31 @@ class Command(ActionCommand):
         actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
         init = actions.add_parser("init", help="Create the index, its user and indexes (once).")
         init.add_argument("--port", type=int, help="Port on 127.0.0.1 (default 3141).")
+        replica = actions.add_parser(
+            "replica",
+            help="Set up and start a devpi replica of a primary index in this home, on 127.0.0.1.",
+        )
+        replica.add_argument(
+            "--primary-url",
+            required=True,
+            metavar="URL",
+            help="The primary devpi-server's root URL, e.g. https://index.internal.",
+        )
+        replica.add_argument("--port", type=int, help="Port on 127.0.0.1 (default 3141).")
+        replica.add_argument(
+            "--secret-file",
+            type=Path,
+            metavar="PATH",
+            help="A copy of the primary's secret file (its $SERVICES_AI_HOME/index/secret); "
+            "needed the first time, then kept in this home's index/secret.",
+        )
+        replica.add_argument(
+            "--wait",
+            type=float,
+            default=60.0,
+            metavar="SECONDS",
+            help="How long to wait for the replica to catch up with the primary (default 60).",
+        )
         actions.add_parser("start", help="Start devpi-server in the background.")
         actions.add_parser("stop", help="Stop devpi-server.")
         actions.add_parser("status", help="Say whether the index runs and what it holds.")
@@ -44,6 +71,22 @@ class Command(ActionCommand):
         config = IndexConfig.load()
         self.say(f"plugin index ready: {config.index_url('stable')} (dev: {config.dev})")
 
+    def do_replica(
+        self,
+        primary_url: str,
+        port: int | None = None,
+        secret_file: Path | None = None,
+        wait: float = 60.0,
+        **options: Any,
+    ) -> None:
+        state = index_server.replica(self.say, primary_url, port, secret_file, wait)
+        config = IndexConfig.load()
+        self.say(
+            f"this node reads the index from its replica: SERVICES_AI_INDEX_URL="
+            f"{state.url}/{config.user}/{config.stable} (writes sent there are relayed to the "
+            "primary)"
+        )
+
     def do_start(self, **options: Any) -> None:
         index_server.start(self.say)
 
@@ -52,18 +95,61 @@ class Command(ActionCommand):
 
     def do_status(self, **options: Any) -> None:
         config = IndexConfig.load()
-        if config.embedded:
-            state = index_server.status()
+        state = index_server.status()
+        if config.embedded or state.initialised:
             running = f"running (pid {state.pid})" if state.running else "not running"
             if not state.initialised:
                 running = "not set up (run `services-ai index init`)"
             self.say(f"embedded index at {state.url}: {running}")
-            if not state.running:
+            if state.running:
+                self._say_replication(state)
+            elif state.primary_url:
+                self.say(f"a replica of {state.primary_url}")
+            if config.embedded and not state.running:
                 return
         client = IndexClient(config)
         for index in INDEXES:
             projects = client.projects(index)
             self.say(f"{config.index_url(index)}: {len(projects)} project(s)")
+
+    def _say_replication(self, state: index_server.Status) -> None:
+        """The server's replication role, from devpi's ``/+status``: of what, how far behind."""
+        local = index_server.replication(state.url)
+        if local is None:
+            return
+        serial = int(local.get("serial", -1))
+        if local.get("role") != "REPLICA":
+            followers = local.get("polling_replicas") or {}
+            lines = [
+                f"  {info.get('outside-url') or info.get('remote-ip')}: serial "
+                f"{info.get('serial')}, last asked {_ago(info.get('last-request'))}"
+                for info in followers.values()
+            ]
+            self.say(
+                f"devpi primary at serial {serial}: {len(followers)} replica(s) following it"
+                + "".join(f"\n{line}" for line in lines)
+            )
+            return
+        primary_url = local.get("primary-url") or state.primary_url or "?"
+        primary = index_server.replication(primary_url)
+        if primary is not None:
+            lag = int(primary["serial"]) - serial
+            behind = "in sync" if lag <= 0 else f"{lag} behind"
+            self.say(
+                f"a replica of {primary_url}: at serial {serial}, the primary at "
+                f"{primary['serial']} ({behind})"
+            )
+        else:
+            updated = local.get("update-from-primary-at")
+            last = (
+                f"last update from it {_ago(updated)}, at serial {local.get('primary-serial')}"
+                if updated
+                else "no update from it since this replica started"
+            )
+            self.say(
+                f"a replica of {primary_url}: at serial {serial}; the primary is not reachable "
+                f"({last}); installs read what this replica holds, writes fail until it is back"
+            )
 
     def do_publish(
         self, paths: list[Path], index: str, dependency: bool = False, **options: Any
@@ -106,3 +192,9 @@ class Command(ActionCommand):
                 f"{refused} of {len(wheels)} wheel(s) refused and not published; fix them and "
                 "publish again (`services-ai plugin check WHEEL` shows the same problems)"
             )
+
+
+def _ago(timestamp: float | None) -> str:
+    if not timestamp:
+        return "never"
+    return f"{max(0.0, time.time() - timestamp):.0f} s ago"
