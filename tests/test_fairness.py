@@ -11,6 +11,7 @@ import pytest
 from django.utils import timezone
 
 from services_ai.events import conf
+from services_ai.events import delivery as delivery_module
 from services_ai.events.delivery import run_delivery
 from services_ai.events.models import Delivery, Event
 from services_ai.leads.models import Lead
@@ -42,7 +43,15 @@ def running_elsewhere(delivery: Delivery, worker_id: str, lease_seconds: float) 
     )
 
 
-def test_a_plugin_at_its_limit_waits_for_its_running_delivery(one_pending_delivery, monkeypatch):
+@pytest.fixture
+def slow_here(monkeypatch):
+    """This worker process saw the plugin's deliveries take seconds."""
+    monkeypatch.setitem(delivery_module._durations, "idempotent-counter", 3.0)
+
+
+def test_a_slow_plugin_at_its_limit_waits_for_its_running_delivery(
+    one_pending_delivery, monkeypatch, slow_here
+):
     monkeypatch.setenv(conf.PROCESSES_ENV, "2")  # half of two workers: one at a time
     busy = running_elsewhere(one_pending_delivery, "vm-1-abcd-1", lease_seconds=3)
 
@@ -59,13 +68,20 @@ def test_a_plugin_at_its_limit_waits_for_its_running_delivery(one_pending_delive
     assert run_delivery(one_pending_delivery.pk, worker_id="vm-2-ef01-1") == "succeeded"
 
 
-def test_an_abandoned_running_delivery_does_not_count(one_pending_delivery, monkeypatch):
+def test_a_fast_plugin_is_never_held_back(one_pending_delivery, monkeypatch):
+    monkeypatch.setenv(conf.PROCESSES_ENV, "2")
+    monkeypatch.setitem(delivery_module._durations, "idempotent-counter", 0.01)
+    running_elsewhere(one_pending_delivery, "vm-1-abcd-1", lease_seconds=3)
+    assert run_delivery(one_pending_delivery.pk, worker_id="vm-1-abcd-2") == "succeeded"
+
+
+def test_an_abandoned_running_delivery_does_not_count(one_pending_delivery, monkeypatch, slow_here):
     monkeypatch.setenv(conf.PROCESSES_ENV, "2")
     running_elsewhere(one_pending_delivery, "vm-1-abcd-1", lease_seconds=-1)  # lease over
     assert run_delivery(one_pending_delivery.pk, worker_id="vm-1-abcd-2") == "succeeded"
 
 
-def test_the_limit_is_configurable(one_pending_delivery, monkeypatch, settings):
+def test_the_limit_is_configurable(one_pending_delivery, monkeypatch, settings, slow_here):
     monkeypatch.setenv(conf.PROCESSES_ENV, "2")
     settings.SERVICES_AI_EVENTS = {"PLUGIN_CONCURRENCY": 2}
     running_elsewhere(one_pending_delivery, "vm-1-abcd-1", lease_seconds=3)

@@ -163,10 +163,27 @@ def _node_lacks_plugin(host: PluginHost, plugin: str) -> bool:
     return failure is not None and failure.stage == "missing" and nodes.runs_behind()
 
 
+# How long each plugin's deliveries took in this worker process lately (seconds, a moving
+# average). Plugins that are slow here, or not seen yet, are held to their share of the
+# workers; a fast plugin's deliveries never wait for each other, so one busy plugin keeps every
+# worker busy.
+_durations: dict[str, float] = {}
+SLOW_AFTER = 0.5  # seconds
+
+
+def _note_duration(plugin: str, seconds: float) -> None:
+    previous = _durations.get(plugin)
+    _durations[plugin] = seconds if previous is None else 0.7 * previous + 0.3 * seconds
+
+
 def _plugin_busy_until(delivery: Delivery, worker_id: str, now: datetime) -> datetime | None:
-    """When this supervisor already runs its limit of the plugin's deliveries: when to retry."""
+    """When this supervisor already runs its limit of a slow plugin's deliveries: when to
+    retry."""
     if not worker_id or conf.plugin_concurrency() >= conf.supervisor_processes():
         return None  # (a single worker process never runs two deliveries at once)
+    seen = _durations.get(delivery.plugin_name)
+    if seen is not None and seen < SLOW_AFTER:
+        return None  # fast here: never held back
     # One claim at a time per plugin (the row lock on PostgreSQL; SQLite's IMMEDIATE
     # transactions serialise every claim anyway), so two workers cannot both see room.
     Plugin.objects.select_for_update().filter(name=delivery.plugin_name).first()
@@ -183,7 +200,8 @@ def _plugin_busy_until(delivery: Delivery, worker_id: str, now: datetime) -> dat
     if len(running) < conf.plugin_concurrency():
         return None
     earliest = min(filter(None, running))
-    return min(earliest, now + timedelta(seconds=5))
+    # Not seen here yet: look again soon, it may turn out fast; known slow: wait longer.
+    return min(earliest, now + timedelta(seconds=5 if seen is not None else 0.5))
 
 
 def _hold(delivery: Delivery, reason: str, *, now: datetime) -> None:
@@ -236,7 +254,9 @@ def run_delivery(delivery_id: int, *, worker_id: str = "") -> str:
         if not isinstance(exc, Exception):
             raise
         return "failed"
-    return _record(delivery, outcome, (time.perf_counter() - started) * 1000)
+    elapsed = time.perf_counter() - started
+    _note_duration(delivery.plugin_name, elapsed)
+    return _record(delivery, outcome, elapsed * 1000)
 
 
 def _discard_connection() -> None:
